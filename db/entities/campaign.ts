@@ -1,0 +1,68 @@
+import { randomUUID } from 'node:crypto';
+import { EntitySchema, type Opt } from '@mikro-orm/core';
+import { createdAtColumn, idColumn, tenantIdColumn, updatedAtColumn } from './common';
+
+export class Campaign {
+  id: Opt<string> = randomUUID();
+  tenantId!: string;
+  name!: string;
+  agentId!: string;
+  agentVersionId?: string | null;
+  callerNumberId?: string | null;
+  status: Opt<string> = 'draft';
+  /** Calling windows, concurrency, rate, retry policy, voicemail action. */
+  settings: Opt<Record<string, unknown>> = {};
+  startsAt?: Date | null;
+  endsAt?: Date | null;
+  createdAt!: Opt<Date>;
+  updatedAt!: Opt<Date>;
+}
+
+export const CampaignSchema = new EntitySchema<Campaign>({
+  class: Campaign,
+  tableName: 'campaigns',
+  properties: {
+    id: idColumn,
+    tenantId: tenantIdColumn,
+    name: { type: 'text' },
+    agentId: { type: 'uuid' },
+    agentVersionId: { type: 'uuid', nullable: true },
+    callerNumberId: { type: 'uuid', nullable: true },
+    status: { type: 'text' },
+    settings: { type: 'json' },
+    startsAt: { type: 'datetime', nullable: true },
+    endsAt: { type: 'datetime', nullable: true },
+    createdAt: createdAtColumn,
+    updatedAt: updatedAtColumn,
+  },
+});
+
+export class CampaignContact {
+  id: Opt<string> = randomUUID();
+  tenantId!: string;
+  campaignId!: string;
+  contactId!: string;
+  status: Opt<string> = 'pending';
+  attempts: Opt<number> = 0;
+  lastOutcome?: string | null;
+  nextAttemptAt?: Date | null;
+  createdAt!: Opt<Date>;
+  updatedAt!: Opt<Date>;
+}
+
+export const CampaignContactSchema = new EntitySchema<CampaignContact>({
+  class: CampaignContact,
+  tableName: 'campaign_contacts',
+  properties: {
+    id: idColumn,
+    tenantId: tenantIdColumn,
+    campaignId: { type: 'uuid' },
+    contactId: { type: 'uuid' },
+    status: { type: 'text' },
+    attempts: { type: 'integer' },
+    lastOutcome: { type: 'text', nullable: true },
+    nextAttemptAt: { type: 'datetime', nullable: true },
+    createdAt: createdAtColumn,
+    updatedAt: updatedAtColumn,
+  },
+});

@@ -1,0 +1,60 @@
+/**
+ * MikroORM setup. The app connects as the non-owner role (so row-level security binds it);
+ * migrations connect as the owner. Both use the same entities and migration list.
+ */
+import { MikroORM, type Options } from '@mikro-orm/postgresql';
+import { Migrator } from '@mikro-orm/migrations';
+import type { Config } from '../config';
+import { requireSetting } from '../config';
+import { ENTITY_SCHEMAS } from './entities';
+import { Migration20261121000000_initial } from './migrations/Migration20261121000000_initial';
+
+export { MikroORM };
+export type { EntityManager } from '@mikro-orm/postgresql';
+
+export const MIGRATIONS = [{ name: 'Migration20261121000000_initial', class: Migration20261121000000_initial }];
+
+export function ormOptions(clientUrl: string, poolMax: number): Options {
+  return {
+    clientUrl,
+    entities: ENTITY_SCHEMAS,
+    extensions: [Migrator],
+    discovery: { warnWhenNoEntities: true },
+    pool: { min: 0, max: poolMax },
+    migrations: {
+      tableName: 'mikro_orm_migrations',
+      migrationsList: MIGRATIONS,
+      transactional: true,
+      allOrNothing: true,
+      snapshot: false,
+      silent: true,
+    },
+    // Our own logger carries request context; MikroORM's debug logging would print SQL params.
+    debug: false,
+    allowGlobalContext: false,
+    forceUtcTimezone: true,
+  };
+}
+
+/** The owner connection string (migrations, role management). */
+export function adminDatabaseUrl(config: Config): string {
+  return requireSetting(config, 'DATABASE_URL', 'to reach PostgreSQL (npm start provides an embedded one)');
+}
+
+/** The app role's connection string: DATABASE_APP_URL, or DATABASE_URL with the app role's credentials. */
+export function appDatabaseUrl(config: Config): string {
+  if (config.DATABASE_APP_URL) return config.DATABASE_APP_URL;
+  const url = new URL(adminDatabaseUrl(config));
+  url.username = config.DATABASE_APP_ROLE;
+  url.password = config.DATABASE_APP_PASSWORD;
+  return url.toString();
+}
+
+export function appRoleName(config: Config): string {
+  return config.DATABASE_APP_URL ? decodeURIComponent(new URL(config.DATABASE_APP_URL).username) : config.DATABASE_APP_ROLE;
+}
+
+/** The ORM every process uses for its work: app role, RLS enforced. */
+export function createAppOrm(config: Config): Promise<MikroORM> {
+  return MikroORM.init(ormOptions(appDatabaseUrl(config), config.DATABASE_POOL_MAX));
+}

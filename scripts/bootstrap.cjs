@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// First-use set-up before `npm start` / `npm test`, with Node built-ins only (dependencies may be
+// missing): checks the Node version and installs npm packages when absent or out of date.
+'use strict';
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 20 || (major === 20 && minor < 19)) {
+  console.error(`Parley needs Node.js >= 20.19 (this is ${process.versions.node}).`);
+  process.exit(1);
+}
+
+function mtime(file) {
+  try {
+    return fs.statSync(file).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+const installedMarker = path.join(root, 'node_modules', '.package-lock.json');
+const lock = path.join(root, 'package-lock.json');
+const manifest = path.join(root, 'package.json');
+const installed = mtime(installedMarker);
+const reason = !installed
+  ? 'packages are not installed'
+  : Math.max(mtime(lock), mtime(manifest)) > installed
+    ? 'package.json or package-lock.json changed'
+    : undefined;
+
+if (reason) {
+  console.log(`[parley] installing npm packages (${reason})…`);
+  // `npm ci` would be stricter, but the registry mirror here omits other platforms' optional
+  // binaries, which npm ci insists on seeing in the lock file; npm install honours the lock all the same.
+  const result = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  if (result.status !== 0) process.exit(result.status ?? 1);
+}

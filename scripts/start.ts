@@ -1,0 +1,168 @@
+/**
+ * `npm start`: Parley on one machine. Starts PostgreSQL (embedded unless DATABASE_URL is set) and
+ * the Temporal dev server (unless TEMPORAL_ADDRESS is set), migrates, starts the api, worker and
+ * relay processes, seeds a demo tenant, prints where everything is, and stops it all on Ctrl-C.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { absoluteDataDir, ConfigError, loadConfig, loadConfigOrExit, type Config } from '../config';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../db/embedded-postgres';
+import { runMigrations } from '../db/migrate';
+import { waitUntil } from '../lib/net';
+import { locateTemporalCli, PROJECT_ROOT } from '../temporal-config/cli';
+import { temporalUiUrl } from '../temporal-config/connection';
+import { startDevServer, type DevServer } from '../temporal-config/dev-server';
+
+const DEMO = { tenantName: 'Demo Co', name: 'Demo Admin', email: 'demo@parley.local', password: 'parley-demo-password' };
+const PROCESSES = [
+  { name: 'api', entry: 'api/main.ts', color: 36 },
+  { name: 'worker', entry: 'workers/main.ts', color: 35 },
+  { name: 'relay', entry: 'realtime-relay/main.ts', color: 33 },
+] as const;
+
+const say = (line: string) => process.stdout.write(`\x1b[1m[parley]\x1b[0m ${line}\n`);
+
+/** Pretty-prints a child's pino JSON lines; anything else passes through. */
+function pipeOutput(child: ChildProcess, name: string, color: number) {
+  const tag = `\x1b[${color}m[${name}]\x1b[0m`;
+  const levels: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+  for (const stream of [child.stdout, child.stderr]) {
+    let buffered = '';
+    stream?.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) {
+        if (!line.trim()) continue;
+        try {
+          const { level, msg, time: _t, pid: _p, hostname: _h, name: _n, service: _s, ...rest } = JSON.parse(line) as Record<string, unknown>;
+          const extra = Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : '';
+          process.stdout.write(`${tag} ${levels[Number(level)] ?? String(level)} ${String(msg)}${extra}\n`);
+        } catch {
+          process.stdout.write(`${tag} ${line}\n`);
+        }
+      }
+    });
+  }
+}
+
+async function seedDemo(apiUrl: string): Promise<'created' | 'present'> {
+  const login = await fetch(`${apiUrl}/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: DEMO.email, password: DEMO.password }),
+  });
+  if (login.ok) return 'present';
+  const signup = await fetch(`${apiUrl}/v1/auth/signup`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ tenantName: DEMO.tenantName, name: DEMO.name, email: DEMO.email, password: DEMO.password }),
+  });
+  if (!signup.ok) throw new Error(`seeding the demo tenant failed: ${signup.status} ${await signup.text()}`);
+  return 'created';
+}
+
+async function main() {
+  const baseConfig = loadConfigOrExit();
+  const dataDir = absoluteDataDir(baseConfig);
+  const children: ChildProcess[] = [];
+  let postgres: EmbeddedPostgres | undefined;
+  let temporal: DevServer | undefined;
+  let stopping = false;
+
+  const stopAll = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    say('stopping…');
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+            child.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
+    await temporal?.stop().catch((err: unknown) => say(`temporal stop: ${String(err)}`));
+    await postgres?.stop().catch((err: unknown) => say(`postgres stop: ${String(err)}`));
+    say('stopped.');
+    process.exit(code);
+  };
+  process.once('exit', () => children.forEach((child) => child.exitCode === null && child.kill('SIGKILL')));
+  process.once('SIGINT', () => void stopAll(0));
+  process.once('SIGTERM', () => void stopAll(0));
+
+  try {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    if (!baseConfig.DATABASE_URL) {
+      postgres = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'postgres'), port: baseConfig.EMBEDDED_POSTGRES_PORT, log: say });
+      env.DATABASE_URL = postgres.url;
+    }
+    if (!baseConfig.TEMPORAL_ADDRESS) {
+      const cliPath = await locateTemporalCli({ explicitPath: baseConfig.TEMPORAL_CLI_PATH, log: say });
+      temporal = await startDevServer({
+        cliPath,
+        port: baseConfig.TEMPORAL_DEV_PORT,
+        uiPort: baseConfig.TEMPORAL_DEV_UI_PORT,
+        namespace: baseConfig.TEMPORAL_NAMESPACE,
+        dbFile: path.join(dataDir, 'temporal.sqlite'),
+        log: say,
+      });
+      env.TEMPORAL_ADDRESS = temporal.address;
+    }
+    const config: Config = loadConfig(env);
+    const { applied } = await runMigrations(config, say);
+    say(applied.length ? `database migrated (${applied.length} migration(s))` : 'database schema up to date');
+
+    for (const proc of PROCESSES) {
+      const child = spawn(process.execPath, ['--import', 'tsx', proc.entry], {
+        cwd: PROJECT_ROOT,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // Own process group: a terminal Ctrl-C reaches only this launcher, which stops the
+        // children in order (api and worker drain before Temporal and Postgres go away).
+        detached: true,
+      });
+      pipeOutput(child, proc.name, proc.color);
+      child.once('exit', (code, signal) => {
+        if (stopping) return;
+        say(`${proc.name} exited unexpectedly (${signal ?? `code ${code}`}); stopping everything`);
+        void stopAll(1);
+      });
+      children.push(child);
+    }
+
+    const apiUrl = `http://127.0.0.1:${config.API_PORT}`;
+    await waitUntil(
+      'the api to report ready',
+      async () => (await fetch(`${apiUrl}/health/ready`)).ok,
+      120_000,
+      300,
+    );
+    if (config.DEMO_SEED) {
+      const seeded = await seedDemo(apiUrl);
+      say(`demo tenant ${seeded === 'created' ? 'created' : 'already present'}`);
+    }
+
+    const publicUrl = config.PUBLIC_BASE_URL.replace(/\/$/, '');
+    say('');
+    say('Parley is running.');
+    say(`  Dashboard       ${publicUrl}/`);
+    say(`  API docs        ${publicUrl}/docs`);
+    say(`  Health          ${publicUrl}/health/ready`);
+    say(`  Temporal UI     ${temporalUiUrl(config)}`);
+    say(`  Relay           ${config.RELAY_PUBLIC_URL}`);
+    if (config.DEMO_SEED) say(`  Demo sign-in    ${DEMO.email} / ${DEMO.password}`);
+    say('Press Ctrl-C to stop.');
+  } catch (err) {
+    say(err instanceof ConfigError ? err.message : `start-up failed: ${err instanceof Error ? err.message : String(err)}`);
+    await stopAll(1);
+  }
+}
+
+void main();

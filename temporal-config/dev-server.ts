@@ -1,0 +1,103 @@
+/**
+ * Runs `temporal server start-dev` as a child process: SQLite file (or in memory), Web UI, the
+ * namespace and Parley's search attributes registered, and waits until it answers.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { waitUntil } from '../lib/net';
+import { devServerSearchAttributeFlags } from './search-attributes';
+
+export interface DevServerOptions {
+  cliPath: string;
+  port: number;
+  /** Web UI port; omit (or set headless) for no UI. */
+  uiPort?: number;
+  headless?: boolean;
+  httpPort?: number;
+  namespace?: string;
+  /** SQLite file; omit for an in-memory server. */
+  dbFile?: string;
+  /** Trade durability for speed (tests). */
+  fastSqlite?: boolean;
+  ip?: string;
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  log?: (line: string) => void;
+  startTimeoutMs?: number;
+}
+
+export interface DevServer {
+  address: string;
+  uiUrl?: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export function devServerArgs(options: DevServerOptions): string[] {
+  const ip = options.ip ?? '127.0.0.1';
+  const args = ['server', 'start-dev', '--ip', ip, '--port', String(options.port), '--log-level', options.logLevel ?? 'warn'];
+  if (options.headless || options.uiPort === undefined) args.push('--headless');
+  else args.push('--ui-port', String(options.uiPort), '--ui-ip', ip);
+  if (options.httpPort !== undefined) args.push('--http-port', String(options.httpPort));
+  if (options.namespace && options.namespace !== 'default') args.push('--namespace', options.namespace);
+  if (options.dbFile) args.push('--db-filename', options.dbFile);
+  if (options.fastSqlite) args.push('--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=OFF');
+  args.push(...devServerSearchAttributeFlags());
+  return args;
+}
+
+export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+  const log = options.log ?? (() => undefined);
+  if (options.dbFile) mkdirSync(path.dirname(options.dbFile), { recursive: true });
+  const ip = options.ip ?? '127.0.0.1';
+  const address = `${ip}:${options.port}`;
+  // Own process group, so a terminal Ctrl-C does not stop it before the processes that use it.
+  const child = spawn(options.cliPath, devServerArgs(options), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  child.once('exit', () => process.off('exit', killOnExit));
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-8000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let exited: number | null | undefined;
+  child.once('exit', (code) => {
+    exited = code;
+  });
+
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await gone;
+    clearTimeout(timer);
+  };
+
+  try {
+    await waitUntil(
+      `the Temporal dev server on ${address}`,
+      async () => {
+        if (exited !== undefined) throw new Error(`it exited with code ${exited}:\n${output}`);
+        const connection = await Connection.connect({ address, connectTimeout: 1000 });
+        try {
+          await connection.workflowService.describeNamespace({ namespace: options.namespace ?? 'default' });
+          return true;
+        } finally {
+          await connection.close();
+        }
+      },
+      options.startTimeoutMs ?? 60_000,
+      250,
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const uiUrl = options.headless || options.uiPort === undefined ? undefined : `http://localhost:${options.uiPort}`;
+  log(`Temporal dev server ready on ${address}${uiUrl ? `, Web UI ${uiUrl}` : ''}`);
+  return { address, uiUrl, child, stop };
+}

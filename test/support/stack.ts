@@ -1,0 +1,94 @@
+/**
+ * What a test file needs from the real stack started by the harness: config, the app-role ORM,
+ * a Temporal client, a worker with the real activities, and the api app for supertest.
+ */
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { Express } from 'express';
+import request from 'supertest';
+import { Client as PgClient } from 'pg';
+import { createApp } from '../../api/app';
+import { loadConfig, type Config } from '../../config';
+import { createAppOrm, type MikroORM } from '../../db/orm';
+import { createLogger } from '../../lib/logger';
+import { createWorkers } from '../../workers/create-workers';
+
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  return loadConfig({ ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent', ...overrides });
+}
+
+/** A connection as the database owner, for test fixtures that must bypass RLS. */
+export async function ownerClient(config: Config = testConfig()): Promise<PgClient> {
+  const client = new PgClient({ connectionString: config.DATABASE_URL });
+  await client.connect();
+  return client;
+}
+
+export interface TestStack {
+  config: Config;
+  orm: MikroORM;
+  temporal: Client;
+  app: Express;
+  worker?: Worker;
+  close(): Promise<void>;
+}
+
+/** The api app wired to the real ORM and Temporal; with `worker: true` also runs a worker for `queues`. */
+export async function startStack(options: { worker?: boolean; queues?: string[] } = {}): Promise<TestStack> {
+  const config = testConfig();
+  const logger = createLogger(config, 'test');
+  const orm = await createAppOrm(config);
+  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS as string });
+  const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const app = createApp({ config, orm, temporal, logger });
+  let worker: Worker | undefined;
+  let workerRun: Promise<void> | undefined;
+  let workerConnection: NativeConnection | undefined;
+  if (options.worker) {
+    workerConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS as string });
+    [worker] = await createWorkers({
+      connection: workerConnection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      taskQueues: options.queues ?? ['billing'],
+      orm,
+      logger,
+    });
+    workerRun = worker!.run();
+  }
+  return {
+    config,
+    orm,
+    temporal,
+    app,
+    worker,
+    async close() {
+      if (worker && worker.getState() === 'RUNNING') worker.shutdown();
+      await workerRun;
+      await workerConnection?.close();
+      await connection.close();
+      await orm.close();
+    },
+  };
+}
+
+let counter = 0;
+export function uniqueEmail(prefix = 'user'): string {
+  counter += 1;
+  return `${prefix}.${process.pid}.${Date.now()}.${counter}@example.test`;
+}
+
+export interface SignedUp {
+  token: string;
+  tenantId: string;
+  userId: string;
+  email: string;
+  password: string;
+}
+
+export async function signUpTenant(app: Express, tenantName = 'Acme'): Promise<SignedUp> {
+  const email = uniqueEmail('owner');
+  const password = 'correct horse battery';
+  const res = await request(app).post('/v1/auth/signup').send({ tenantName, name: 'Owner', email, password });
+  if (res.status !== 201) throw new Error(`signup failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return { token: res.body.token, tenantId: res.body.tenant.id, userId: res.body.user.id, email, password };
+}

@@ -1,0 +1,52 @@
+/**
+ * Builds one Temporal worker per task queue this process serves, sharing one workflow bundle and
+ * one set of activities (built from their clients here, never inside the activities).
+ */
+import { bundleWorkflowCode, type NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { createActivities } from '../activities';
+import type { Logger } from '../lib/logger';
+
+/** Resolves to the .ts source under tsx/jest and to the compiled .js in a built image. */
+export const WORKFLOWS_PATH = require.resolve('../workflows');
+
+let cachedBundle: Promise<WorkflowBundle> | undefined;
+
+/** The workflow bundle is built once per process (webpack takes seconds). */
+export function workflowBundle(): Promise<WorkflowBundle> {
+  cachedBundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
+  return cachedBundle;
+}
+
+const quietBundlerLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (message: string) => process.stderr.write(`[bundler] ${message}\n`),
+  error: (message: string) => process.stderr.write(`[bundler] ${message}\n`),
+};
+
+export interface CreateWorkersOptions {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueues: readonly string[];
+  orm: MikroORM;
+  logger: Logger;
+}
+
+export async function createWorkers(options: CreateWorkersOptions): Promise<Worker[]> {
+  const bundle = await workflowBundle();
+  const activities = createActivities({ orm: options.orm });
+  return Promise.all(
+    options.taskQueues.map((taskQueue) =>
+      Worker.create({
+        connection: options.connection,
+        namespace: options.namespace,
+        taskQueue,
+        workflowBundle: bundle,
+        activities,
+      }),
+    ),
+  );
+}

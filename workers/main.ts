@@ -1,0 +1,38 @@
+/** The worker process (`npm run worker`): hosts workflows and activities for WORKER_TASK_QUEUES. */
+import { loadConfigOrExit } from '../config';
+import { createAppOrm } from '../db/orm';
+import { createLogger } from '../lib/logger';
+import { onShutdown } from '../lib/shutdown';
+import { connectWorker } from '../temporal-config/connection';
+import { createWorkers } from './create-workers';
+
+async function main() {
+  const config = loadConfigOrExit();
+  const logger = createLogger(config, 'worker');
+  const orm = await createAppOrm(config);
+  const connection = await connectWorker(config);
+  const workers = await createWorkers({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueues: config.WORKER_TASK_QUEUES,
+    orm,
+    logger,
+  });
+  const running = workers.map((worker) => worker.run());
+  logger.info({ taskQueues: config.WORKER_TASK_QUEUES }, 'worker running');
+  onShutdown(logger, [
+    async () => {
+      // shutdown() stops polling and lets in-flight tasks finish; run() resolves when drained.
+      for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
+      await Promise.all(running);
+    },
+    () => connection.close(),
+    () => orm.close(),
+  ]);
+  await Promise.all(running);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`worker failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

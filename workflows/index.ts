@@ -1,0 +1,2 @@
+/** Every workflow the workers host. Deterministic code only: see conventions §1 and eslint.config.mjs. */
+export { tenantProvisioningWorkflow } from './tenant-provisioning';
