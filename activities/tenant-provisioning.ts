@@ -14,9 +14,16 @@ export function createTenantProvisioningActivities({ orm }: TenantProvisioningDe
      * Moves a tenant from `provisioning` to `active` and records it in the audit log. Run twice,
      * it finds the tenant active and writes nothing.
      */
-    async activateTenant(input: { tenantId: string; actorUserId: string }): Promise<{ activatedNow: boolean }> {
+    async activateTenant(input: {
+      tenantId: string;
+      actorUserId: string;
+    }): Promise<{ activatedNow: boolean }> {
       return withTenant(orm, input.tenantId, async (em) => {
-        const tenant = await em.findOne(Tenant, { id: input.tenantId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+        const tenant = await em.findOne(
+          Tenant,
+          { id: input.tenantId },
+          { lockMode: LockMode.PESSIMISTIC_WRITE },
+        );
         if (!tenant) {
           throw ApplicationFailure.create({
             type: 'TenantNotFound',

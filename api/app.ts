@@ -27,7 +27,12 @@ export function createApp(deps: ApiDeps): Express {
     const started = performance.now();
     res.on('finish', () => {
       deps.logger.debug(
-        { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(performance.now() - started) },
+        {
+          method: req.method,
+          path: req.path,
+          status: res.statusCode,
+          ms: Math.round(performance.now() - started),
+        },
         'request',
       );
     });
@@ -43,7 +48,10 @@ export function createApp(deps: ApiDeps): Express {
   registerApiKeyRoutes(api, deps);
   app.use(api.router);
 
-  const openApi = buildOpenApiDocument(api.operations, { version: VERSION, serverUrl: deps.config.PUBLIC_BASE_URL });
+  const openApi = buildOpenApiDocument(api.operations, {
+    version: VERSION,
+    serverUrl: deps.config.PUBLIC_BASE_URL,
+  });
   app.get('/openapi.json', (_req, res) => {
     res.json(openApi);
   });

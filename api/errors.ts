@@ -54,7 +54,11 @@ export class ForbiddenError extends AppError {
 
 export class NotFoundError extends AppError {
   constructor(what: string, id?: string) {
-    super(404, `${what.toUpperCase().replace(/[^A-Z]+/g, '_')}_NOT_FOUND`, id ? `${what} ${id} was not found` : `${what} was not found`);
+    super(
+      404,
+      `${what.toUpperCase().replace(/[^A-Z]+/g, '_')}_NOT_FOUND`,
+      id ? `${what} ${id} was not found` : `${what} was not found`,
+    );
   }
 }
 
@@ -92,9 +96,17 @@ export function errorMiddleware(logger: Logger): ErrorRequestHandler {
     if (err instanceof AppError) {
       appError = err;
     } else if (parserError?.type === 'entity.parse.failed') {
-      appError = new AppError(400, 'MALFORMED_JSON', `The request body is not valid JSON: ${parserError.message}`);
+      appError = new AppError(
+        400,
+        'MALFORMED_JSON',
+        `The request body is not valid JSON: ${parserError.message}`,
+      );
     } else if (parserError?.type === 'entity.too.large') {
-      appError = new AppError(413, 'PAYLOAD_TOO_LARGE', `The request body exceeds the ${parserError.limit} byte limit`);
+      appError = new AppError(
+        413,
+        'PAYLOAD_TOO_LARGE',
+        `The request body exceeds the ${parserError.limit} byte limit`,
+      );
     } else if (parserError?.type === 'encoding.unsupported' || parserError?.type === 'charset.unsupported') {
       appError = new AppError(415, 'UNSUPPORTED_ENCODING', parserError.message);
     } else {
@@ -105,7 +117,11 @@ export function errorMiddleware(logger: Logger): ErrorRequestHandler {
       logger.warn({ code: appError.code, cause: appError.cause, path: req.path }, appError.message);
     }
     res.status(appError.status).json({
-      error: { code: appError.code, message: appError.message, ...(appError.details ? { details: appError.details } : {}) },
+      error: {
+        code: appError.code,
+        message: appError.message,
+        ...(appError.details ? { details: appError.details } : {}),
+      },
     });
   };
 }

@@ -19,7 +19,10 @@ const ERROR_SCHEMA = {
 };
 
 function jsonSchema(schema: ZodType, io: 'input' | 'output') {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<
+    string,
+    unknown
+  >;
   return rest;
 }
 
@@ -41,7 +44,10 @@ export function buildOpenApiDocument(operations: Operation[], info: { version: s
     const responses: Record<string, unknown> = {};
     for (const [status, doc] of Object.entries(op.responses)) {
       responses[status] = doc.schema
-        ? { description: doc.description, content: { 'application/json': { schema: jsonSchema(doc.schema, 'output') } } }
+        ? {
+            description: doc.description,
+            content: { 'application/json': { schema: jsonSchema(doc.schema, 'output') } },
+          }
         : { description: doc.description };
     }
     responses.default = {
@@ -56,7 +62,12 @@ export function buildOpenApiDocument(operations: Operation[], info: { version: s
       ...(Array.isArray(op.access) ? { description: `Roles: ${op.access.join(', ')}` } : {}),
       parameters: [...parametersOf('path', op.params), ...parametersOf('query', op.query)],
       ...(op.body
-        ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(op.body, 'input') } } } }
+        ? {
+            requestBody: {
+              required: true,
+              content: { 'application/json': { schema: jsonSchema(op.body, 'input') } },
+            },
+          }
         : {}),
       responses,
     };
@@ -72,7 +83,9 @@ export function buildOpenApiDocument(operations: Operation[], info: { version: s
     servers: [{ url: info.serverUrl }],
     security: [{ bearer: [] }],
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'JWT access token or API key' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'JWT access token or API key' },
+      },
       schemas: { Error: ERROR_SCHEMA },
     },
     paths,

@@ -43,7 +43,12 @@ export interface ResponseDoc {
   schema?: ZodType;
 }
 
-export interface RouteSpec<P extends ZodType | undefined, Q extends ZodType | undefined, B extends ZodType | undefined, A extends AccessRule> {
+export interface RouteSpec<
+  P extends ZodType | undefined,
+  Q extends ZodType | undefined,
+  B extends ZodType | undefined,
+  A extends AccessRule,
+> {
   method: 'get' | 'post' | 'put' | 'patch' | 'delete';
   path: string;
   summary: string;
@@ -73,12 +78,19 @@ export type Authenticate = (req: Request) => Promise<AuthContext>;
 function issuesToDetails(where: 'params' | 'query' | 'body', error: z.ZodError): ErrorDetail[] {
   return error.issues.map((issue) => ({
     path: [where, ...issue.path.map(String)].join('.'),
-    message: issue.code === 'invalid_type' && /received undefined$/.test(issue.message) ? 'is required' : issue.message,
+    message:
+      issue.code === 'invalid_type' && /received undefined$/.test(issue.message)
+        ? 'is required'
+        : issue.message,
     code: issue.code,
   }));
 }
 
-function parsePart<S extends ZodType | undefined>(where: 'params' | 'query' | 'body', schema: S, value: unknown): Infer<S> {
+function parsePart<S extends ZodType | undefined>(
+  where: 'params' | 'query' | 'body',
+  schema: S,
+  value: unknown,
+): Infer<S> {
   if (!schema) return {} as Infer<S>;
   const input = where === 'body' && value === undefined ? {} : value;
   const result = schema.safeParse(input);
@@ -101,9 +113,12 @@ export class ApiRouter {
 
   constructor(private readonly authenticate: Authenticate) {}
 
-  route<P extends ZodType | undefined, Q extends ZodType | undefined, B extends ZodType | undefined, A extends AccessRule>(
-    spec: RouteSpec<P, Q, B, A>,
-  ): void {
+  route<
+    P extends ZodType | undefined,
+    Q extends ZodType | undefined,
+    B extends ZodType | undefined,
+    A extends AccessRule,
+  >(spec: RouteSpec<P, Q, B, A>): void {
     this.operations.push({
       method: spec.method,
       path: spec.path,
@@ -120,10 +135,14 @@ export class ApiRouter {
       if (spec.access !== 'public') {
         auth = await this.authenticate(req);
         if (!hasAccess(spec.access, auth.actor.role)) {
-          throw new ForbiddenError('INSUFFICIENT_ROLE', `This action needs one of the roles: ${(spec.access as readonly Role[]).join(', ')}`, {
-            required: spec.access,
-            actual: auth.actor.role,
-          });
+          throw new ForbiddenError(
+            'INSUFFICIENT_ROLE',
+            `This action needs one of the roles: ${(spec.access as readonly Role[]).join(', ')}`,
+            {
+              required: spec.access,
+              actual: auth.actor.role,
+            },
+          );
         }
       }
       const params = parsePart('params', spec.params, req.params);

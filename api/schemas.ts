@@ -4,7 +4,10 @@ import { ROLES, type ApiKey, type Tenant, type User } from '../db/entities';
 
 export const roleSchema = z.enum(ROLES);
 export const idParams = z.object({ id: z.uuid('must be a UUID') });
-export const emailSchema = z.email('must be an email address').max(254).transform((e) => e.toLowerCase());
+export const emailSchema = z
+  .email('must be an email address')
+  .max(254)
+  .transform((e) => e.toLowerCase());
 export const passwordSchema = z.string().min(10, 'must be at least 10 characters').max(200);
 
 export const userView = z.object({

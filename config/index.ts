@@ -29,7 +29,10 @@ const postgresUrl = z
   .refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), {
     message: 'must be a postgres:// or postgresql:// URL',
   });
-const httpUrl = z.string().url().refine((v) => /^https?:\/\//.test(v), 'must be an http(s) URL');
+const httpUrl = z
+  .string()
+  .url()
+  .refine((v) => /^https?:\/\//.test(v), 'must be an http(s) URL');
 
 /** Every variable Parley reads, with its default. Keys are the environment variable names. */
 export const configSchema = z
@@ -40,7 +43,8 @@ export const configSchema = z
 
     API_HOST: z.string().default('0.0.0.0'),
     API_PORT: port.default(3000),
-    PUBLIC_BASE_URL: httpUrl.default('http://localhost:3000'),
+    /** Defaults to http://localhost:<API_PORT>. */
+    PUBLIC_BASE_URL: httpUrl.optional(),
     API_BODY_LIMIT: z
       .string()
       .regex(/^\d+(b|kb|mb)$/i, 'must look like 100kb or 1mb')
@@ -49,13 +53,18 @@ export const configSchema = z
 
     RELAY_HOST: z.string().default('0.0.0.0'),
     RELAY_PORT: port.default(3001),
+    /** Defaults to ws://localhost:<RELAY_PORT>. */
     RELAY_PUBLIC_URL: z
       .string()
       .url()
       .refine((v) => /^wss?:\/\//.test(v), 'must be a ws:// or wss:// URL')
-      .default('ws://localhost:3001'),
+      .optional(),
     RELAY_INSTANCE_ID: optionalString,
-    RELAY_MAX_PAYLOAD_BYTES: z.coerce.number().int().min(1024).default(64 * 1024),
+    RELAY_MAX_PAYLOAD_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .default(64 * 1024),
 
     DATABASE_URL: postgresUrl,
     DATABASE_APP_URL: postgresUrl,
@@ -90,7 +99,12 @@ export const configSchema = z
       ),
 
     JWT_SECRET: z.string().min(32, 'must be at least 32 characters').default(DEV_JWT_SECRET),
-    JWT_TTL_SECONDS: z.coerce.number().int().min(60).max(30 * 24 * 3600).default(12 * 3600),
+    JWT_TTL_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(60)
+      .max(30 * 24 * 3600)
+      .default(12 * 3600),
 
     DEMO_SEED: boolFlag.default(true),
   })
@@ -114,7 +128,8 @@ export const configSchema = z
     }
     for (const key of ['TEMPORAL_TLS_CERT_PATH', 'TEMPORAL_TLS_KEY_PATH', 'TEMPORAL_TLS_CA_PATH'] as const) {
       const file = c[key];
-      if (file && !existsSync(file)) ctx.addIssue({ code: 'custom', path: [key], message: `file not found: ${file}` });
+      if (file && !existsSync(file))
+        ctx.addIssue({ code: 'custom', path: [key], message: `file not found: ${file}` });
     }
     const unknownQueue = c.WORKER_TASK_QUEUES.find((q) => !(KNOWN_QUEUES as readonly string[]).includes(q));
     if (unknownQueue)
@@ -123,14 +138,19 @@ export const configSchema = z
         path: ['WORKER_TASK_QUEUES'],
         message: `unknown task queue '${unknownQueue}' (known: ${KNOWN_QUEUES.join(', ')})`,
       });
-  });
+  })
+  .transform((c) => ({
+    ...c,
+    PUBLIC_BASE_URL: c.PUBLIC_BASE_URL ?? `http://localhost:${c.API_PORT}`,
+    RELAY_PUBLIC_URL: c.RELAY_PUBLIC_URL ?? `ws://localhost:${c.RELAY_PORT}`,
+  }));
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = Readonly<z.output<typeof configSchema>>;
 export type ConfigKey = keyof z.input<typeof configSchema>;
 
 /** The names of every variable, for `.env.example` and docker-compose checks. */
-export const CONFIG_KEYS = Object.keys(configSchema.shape) as ConfigKey[];
+export const CONFIG_KEYS = Object.keys(configSchema.in.shape) as ConfigKey[];
 
 /** Variables whose values never appear in an error message (they may hold credentials). */
 const SECRET_NAMES = /SECRET|PASSWORD|API_KEY|DATABASE_(APP_)?URL/;
@@ -161,7 +181,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = readProcessEnv()): Config {
       }),
     );
   }
-  return Object.freeze({ ...parsed.data, WORKER_TASK_QUEUES: Object.freeze([...parsed.data.WORKER_TASK_QUEUES]) }) as Config;
+  return Object.freeze({
+    ...parsed.data,
+    WORKER_TASK_QUEUES: Object.freeze([...parsed.data.WORKER_TASK_QUEUES]),
+  }) as Config;
 }
 
 function readProcessEnv(): NodeJS.ProcessEnv {
@@ -184,7 +207,11 @@ export function loadConfigOrExit(env?: NodeJS.ProcessEnv): Config {
 }
 
 /** Fails with a named variable when a process needs something the schema leaves optional. */
-export function requireSetting<K extends keyof Config>(config: Config, key: K, why: string): NonNullable<Config[K]> {
+export function requireSetting<K extends keyof Config>(
+  config: Config,
+  key: K,
+  why: string,
+): NonNullable<Config[K]> {
   const value = config[key];
   if (value === undefined || value === null || value === '') {
     throw new ConfigError([{ variable: key, message: `is required ${why} (unset)` }]);

@@ -4,7 +4,9 @@ import { runMigrations } from './migrate';
 
 const config = loadConfigOrExit();
 runMigrations(config, console.log)
-  .then(({ applied }) => console.log(applied.length ? `Applied: ${applied.join(', ')}` : 'Schema is up to date.'))
+  .then(({ applied }) =>
+    console.log(applied.length ? `Applied: ${applied.join(', ')}` : 'Schema is up to date.'),
+  )
   .catch((err: unknown) => {
     console.error(err instanceof Error ? err.message : err);
     process.exit(1);

@@ -15,7 +15,11 @@ function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-export async function ensureAppRole(adminUrl: string, role: string, password: string | undefined): Promise<void> {
+export async function ensureAppRole(
+  adminUrl: string,
+  role: string,
+  password: string | undefined,
+): Promise<void> {
   const client = new Client({ connectionString: adminUrl });
   await client.connect();
   try {
@@ -42,7 +46,10 @@ export async function ensureAppRole(adminUrl: string, role: string, password: st
   }
 }
 
-export async function runMigrations(config: Config, log: (line: string) => void = () => undefined): Promise<MigrationResult> {
+export async function runMigrations(
+  config: Config,
+  log: (line: string) => void = () => undefined,
+): Promise<MigrationResult> {
   const adminUrl = adminDatabaseUrl(config);
   const orm = await MikroORM.init(ormOptions(adminUrl, 2));
   let applied: string[] = [];
@@ -56,6 +63,10 @@ export async function runMigrations(config: Config, log: (line: string) => void 
   } finally {
     await orm.close(true);
   }
-  await ensureAppRole(adminUrl, appRoleName(config), config.DATABASE_APP_URL ? undefined : config.DATABASE_APP_PASSWORD);
+  await ensureAppRole(
+    adminUrl,
+    appRoleName(config),
+    config.DATABASE_APP_URL ? undefined : config.DATABASE_APP_PASSWORD,
+  );
   return { applied };
 }

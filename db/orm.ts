@@ -12,7 +12,9 @@ import { Migration20261121000000_initial } from './migrations/Migration202611210
 export { MikroORM };
 export type { EntityManager } from '@mikro-orm/postgresql';
 
-export const MIGRATIONS = [{ name: 'Migration20261121000000_initial', class: Migration20261121000000_initial }];
+export const MIGRATIONS = [
+  { name: 'Migration20261121000000_initial', class: Migration20261121000000_initial },
+];
 
 export function ormOptions(clientUrl: string, poolMax: number): Options {
   return {
@@ -51,7 +53,9 @@ export function appDatabaseUrl(config: Config): string {
 }
 
 export function appRoleName(config: Config): string {
-  return config.DATABASE_APP_URL ? decodeURIComponent(new URL(config.DATABASE_APP_URL).username) : config.DATABASE_APP_ROLE;
+  return config.DATABASE_APP_URL
+    ? decodeURIComponent(new URL(config.DATABASE_APP_URL).username)
+    : config.DATABASE_APP_ROLE;
 }
 
 /** The ORM every process uses for its work: app role, RLS enforced. */

@@ -6,7 +6,11 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export async function withTenant<T>(orm: MikroORM, tenantId: string, work: (em: EntityManager) => Promise<T>): Promise<T> {
+export async function withTenant<T>(
+  orm: MikroORM,
+  tenantId: string,
+  work: (em: EntityManager) => Promise<T>,
+): Promise<T> {
   if (!UUID.test(tenantId)) throw new Error(`withTenant: '${tenantId}' is not a tenant id`);
   return orm.em.fork().transactional(async (em) => {
     await em.execute(`select set_config('app.tenant_id', ?, true)`, [tenantId]);

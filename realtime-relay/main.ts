@@ -11,7 +11,10 @@ function main() {
   const instanceId = config.RELAY_INSTANCE_ID ?? `${os.hostname()}-${process.pid}`;
   const relay = createRelayServer({ instanceId, maxPayloadBytes: config.RELAY_MAX_PAYLOAD_BYTES, logger });
   relay.server.listen(config.RELAY_PORT, config.RELAY_HOST, () => {
-    logger.info({ instanceId, port: config.RELAY_PORT }, `relay listening on ${config.RELAY_HOST}:${config.RELAY_PORT}`);
+    logger.info(
+      { instanceId, port: config.RELAY_PORT },
+      `relay listening on ${config.RELAY_HOST}:${config.RELAY_PORT}`,
+    );
   });
   relay.server.on('error', (err) => {
     logger.fatal({ err }, 'relay could not listen');

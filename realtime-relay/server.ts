@@ -33,7 +33,9 @@ export interface RelayServerOptions {
 }
 
 function refuse(socket: Duplex, status: number, message: string) {
-  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${message}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${message}`,
+  );
 }
 
 export function createRelayServer(options: RelayServerOptions) {
@@ -52,7 +54,11 @@ export function createRelayServer(options: RelayServerOptions) {
       res.end(JSON.stringify({ status: accepting ? 'ok' : 'draining', instanceId: options.instanceId }));
     } else {
       res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: { code: 'ROUTE_NOT_FOUND', message: `No route for ${req.method} ${url.pathname}` } }));
+      res.end(
+        JSON.stringify({
+          error: { code: 'ROUTE_NOT_FOUND', message: `No route for ${req.method} ${url.pathname}` },
+        }),
+      );
     }
   });
 
@@ -67,6 +73,13 @@ export function createRelayServer(options: RelayServerOptions) {
         wss.handleUpgrade(req, socket, head, (ws) => {
           alive.set(ws, true);
           ws.on('pong', () => alive.set(ws, true));
+          // ws closes the socket itself (e.g. 1009 over maxPayload); without a listener the error would crash the process.
+          ws.on('error', (err: Error & { code?: string }) =>
+            options.logger.warn(
+              { path: pathname, code: err.code, reason: err.message },
+              'stream socket error',
+            ),
+          );
           route.onConnection(ws, req);
         });
       })

@@ -13,7 +13,12 @@ import { locateTemporalCli, PROJECT_ROOT } from '../temporal-config/cli';
 import { temporalUiUrl } from '../temporal-config/connection';
 import { startDevServer, type DevServer } from '../temporal-config/dev-server';
 
-const DEMO = { tenantName: 'Demo Co', name: 'Demo Admin', email: 'demo@parley.local', password: 'parley-demo-password' };
+const DEMO = {
+  tenantName: 'Demo Co',
+  name: 'Demo Admin',
+  email: 'demo@parley.local',
+  password: 'parley-demo-password',
+};
 const PROCESSES = [
   { name: 'api', entry: 'api/main.ts', color: 36 },
   { name: 'worker', entry: 'workers/main.ts', color: 35 },
@@ -25,7 +30,14 @@ const say = (line: string) => process.stdout.write(`\x1b[1m[parley]\x1b[0m ${lin
 /** Pretty-prints a child's pino JSON lines; anything else passes through. */
 function pipeOutput(child: ChildProcess, name: string, color: number) {
   const tag = `\x1b[${color}m[${name}]\x1b[0m`;
-  const levels: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+  const levels: Record<number, string> = {
+    10: 'trace',
+    20: 'debug',
+    30: 'info',
+    40: 'WARN',
+    50: 'ERROR',
+    60: 'FATAL',
+  };
   for (const stream of [child.stdout, child.stderr]) {
     let buffered = '';
     stream?.on('data', (chunk: Buffer) => {
@@ -35,7 +47,16 @@ function pipeOutput(child: ChildProcess, name: string, color: number) {
       for (const line of lines) {
         if (!line.trim()) continue;
         try {
-          const { level, msg, time: _t, pid: _p, hostname: _h, name: _n, service: _s, ...rest } = JSON.parse(line) as Record<string, unknown>;
+          const {
+            level,
+            msg,
+            time: _t,
+            pid: _p,
+            hostname: _h,
+            name: _n,
+            service: _s,
+            ...rest
+          } = JSON.parse(line) as Record<string, unknown>;
           const extra = Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : '';
           process.stdout.write(`${tag} ${levels[Number(level)] ?? String(level)} ${String(msg)}${extra}\n`);
         } catch {
@@ -56,7 +77,12 @@ async function seedDemo(apiUrl: string): Promise<'created' | 'present'> {
   const signup = await fetch(`${apiUrl}/v1/auth/signup`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ tenantName: DEMO.tenantName, name: DEMO.name, email: DEMO.email, password: DEMO.password }),
+    body: JSON.stringify({
+      tenantName: DEMO.tenantName,
+      name: DEMO.name,
+      email: DEMO.email,
+      password: DEMO.password,
+    }),
   });
   if (!signup.ok) throw new Error(`seeding the demo tenant failed: ${signup.status} ${await signup.text()}`);
   return 'created';
@@ -100,7 +126,11 @@ async function main() {
   try {
     const env: NodeJS.ProcessEnv = { ...process.env };
     if (!baseConfig.DATABASE_URL) {
-      postgres = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'postgres'), port: baseConfig.EMBEDDED_POSTGRES_PORT, log: say });
+      postgres = await startEmbeddedPostgres({
+        dataDir: path.join(dataDir, 'postgres'),
+        port: baseConfig.EMBEDDED_POSTGRES_PORT,
+        log: say,
+      });
       env.DATABASE_URL = postgres.url;
     }
     if (!baseConfig.TEMPORAL_ADDRESS) {
@@ -124,9 +154,6 @@ async function main() {
         cwd: PROJECT_ROOT,
         env,
         stdio: ['ignore', 'pipe', 'pipe'],
-        // Own process group: a terminal Ctrl-C reaches only this launcher, which stops the
-        // children in order (api and worker drain before Temporal and Postgres go away).
-        detached: true,
       });
       pipeOutput(child, proc.name, proc.color);
       child.once('exit', (code, signal) => {
@@ -160,9 +187,31 @@ async function main() {
     if (config.DEMO_SEED) say(`  Demo sign-in    ${DEMO.email} / ${DEMO.password}`);
     say('Press Ctrl-C to stop.');
   } catch (err) {
-    say(err instanceof ConfigError ? err.message : `start-up failed: ${err instanceof Error ? err.message : String(err)}`);
+    say(
+      err instanceof ConfigError
+        ? err.message
+        : `start-up failed: ${err instanceof Error ? err.message : String(err)}`,
+    );
     await stopAll(1);
   }
 }
 
-void main();
+/**
+ * A terminal's Ctrl-C signals the whole foreground process group at once, which would stop
+ * PostgreSQL and Temporal while the api and worker still drain. So the launcher re-runs itself in
+ * a session of its own and forwards only the signal; the inner launcher stops things in order.
+ */
+function runDetached(): void {
+  const inner = spawn(process.execPath, [...process.execArgv, __filename], {
+    env: { ...process.env, PARLEY_LAUNCHER_INNER: '1' },
+    stdio: 'inherit',
+    detached: true,
+  });
+  const forward = (signal: NodeJS.Signals) => inner.kill(signal);
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  inner.once('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+}
+
+if (process.env.PARLEY_LAUNCHER_INNER) void main();
+else runDetached();

@@ -67,7 +67,9 @@ export async function locateTemporalCli(options: LocateOptions = {}): Promise<st
   if (!go) throw new TemporalCliNotFoundError("'go' is not on PATH");
 
   mkdirSync(PROJECT_TOOLS_BIN, { recursive: true });
-  log(`Building the Temporal CLI once with 'go install ${TEMPORAL_CLI_MODULE}' into ${PROJECT_TOOLS_BIN} (a few minutes)…`);
+  log(
+    `Building the Temporal CLI once with 'go install ${TEMPORAL_CLI_MODULE}' into ${PROJECT_TOOLS_BIN} (a few minutes)…`,
+  );
   const started = Date.now();
   await new Promise<void>((resolve, reject) => {
     const child = spawn(go, ['install', TEMPORAL_CLI_MODULE], {
@@ -84,7 +86,9 @@ export async function locateTemporalCli(options: LocateOptions = {}): Promise<st
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
     const ticker = setInterval(() => {
-      log(`  …still building the Temporal CLI: ${Math.round((Date.now() - started) / 1000)} s, ${downloaded} modules fetched`);
+      log(
+        `  …still building the Temporal CLI: ${Math.round((Date.now() - started) / 1000)} s, ${downloaded} modules fetched`,
+      );
     }, 15_000);
     child.on('error', (err) => {
       clearInterval(ticker);
@@ -97,7 +101,8 @@ export async function locateTemporalCli(options: LocateOptions = {}): Promise<st
     });
   });
   const built = path.join(PROJECT_TOOLS_BIN, 'temporal');
-  if (!isExecutable(built)) throw new TemporalCliNotFoundError(`go install succeeded but ${built} is missing`);
+  if (!isExecutable(built))
+    throw new TemporalCliNotFoundError(`go install succeeded but ${built} is missing`);
   log(`Temporal CLI built in ${Math.round((Date.now() - started) / 1000)} s: ${built}`);
   return built;
 }

@@ -25,7 +25,9 @@ function tlsOptions(config: Config) {
   if (!wantsTls) return undefined;
   return {
     serverNameOverride: config.TEMPORAL_TLS_SERVER_NAME,
-    serverRootCACertificate: config.TEMPORAL_TLS_CA_PATH ? readFileSync(config.TEMPORAL_TLS_CA_PATH) : undefined,
+    serverRootCACertificate: config.TEMPORAL_TLS_CA_PATH
+      ? readFileSync(config.TEMPORAL_TLS_CA_PATH)
+      : undefined,
     clientCertPair: mtls
       ? {
           crt: readFileSync(config.TEMPORAL_TLS_CERT_PATH),

@@ -36,13 +36,23 @@ export interface DevServer {
 
 export function devServerArgs(options: DevServerOptions): string[] {
   const ip = options.ip ?? '127.0.0.1';
-  const args = ['server', 'start-dev', '--ip', ip, '--port', String(options.port), '--log-level', options.logLevel ?? 'warn'];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    ip,
+    '--port',
+    String(options.port),
+    '--log-level',
+    options.logLevel ?? 'warn',
+  ];
   if (options.headless || options.uiPort === undefined) args.push('--headless');
   else args.push('--ui-port', String(options.uiPort), '--ui-ip', ip);
   if (options.httpPort !== undefined) args.push('--http-port', String(options.httpPort));
   if (options.namespace && options.namespace !== 'default') args.push('--namespace', options.namespace);
   if (options.dbFile) args.push('--db-filename', options.dbFile);
-  if (options.fastSqlite) args.push('--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=OFF');
+  if (options.fastSqlite)
+    args.push('--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=OFF');
   args.push(...devServerSearchAttributeFlags());
   return args;
 }
@@ -53,7 +63,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   const ip = options.ip ?? '127.0.0.1';
   const address = `${ip}:${options.port}`;
   // Own process group, so a terminal Ctrl-C does not stop it before the processes that use it.
-  const child = spawn(options.cliPath, devServerArgs(options), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(options.cliPath, devServerArgs(options), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
   child.once('exit', () => process.off('exit', killOnExit));
@@ -97,7 +110,8 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     await stop();
     throw err;
   }
-  const uiUrl = options.headless || options.uiPort === undefined ? undefined : `http://localhost:${options.uiPort}`;
+  const uiUrl =
+    options.headless || options.uiPort === undefined ? undefined : `http://localhost:${options.uiPort}`;
   log(`Temporal dev server ready on ${address}${uiUrl ? `, Web UI ${uiUrl}` : ''}`);
   return { address, uiUrl, child, stop };
 }

@@ -9,7 +9,9 @@ async function main() {
   const connection = await Connection.connect(clientConnectionOptions(config));
   try {
     const added = await ensureSearchAttributes(connection, config.TEMPORAL_NAMESPACE);
-    console.log(added.length ? `Registered: ${added.join(', ')}` : 'All search attributes already registered.');
+    console.log(
+      added.length ? `Registered: ${added.join(', ')}` : 'All search attributes already registered.',
+    );
   } finally {
     await connection.close();
   }

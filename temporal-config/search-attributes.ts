@@ -17,7 +17,10 @@ export type SearchAttributeName = keyof typeof SEARCH_ATTRIBUTES;
 
 /** `Name=Keyword` pairs for `temporal server start-dev --search-attribute`. */
 export function devServerSearchAttributeFlags(): string[] {
-  return Object.values(SEARCH_ATTRIBUTES).flatMap((key) => ['--search-attribute', `${key.name}=${DEV_SERVER_TYPE_NAMES[key.type]}`]);
+  return Object.values(SEARCH_ATTRIBUTES).flatMap((key) => [
+    '--search-attribute',
+    `${key.name}=${DEV_SERVER_TYPE_NAMES[key.type]}`,
+  ]);
 }
 
 const DEV_SERVER_TYPE_NAMES: Record<string, string> = {

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CONFIG_KEYS, ConfigError, loadConfig } from '../config';
@@ -46,7 +47,11 @@ describe('config', () => {
     const variables = problemsOf({ NODE_ENV: 'production' }).map((p) => p.variable);
     expect(variables).toEqual(expect.arrayContaining(['JWT_SECRET', 'DATABASE_APP_PASSWORD']));
     expect(() =>
-      loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), DATABASE_APP_URL: 'postgres://app@db/parley' }),
+      loadConfig({
+        NODE_ENV: 'production',
+        JWT_SECRET: 'x'.repeat(40),
+        DATABASE_APP_URL: 'postgres://app@db/parley',
+      }),
     ).not.toThrow();
   });
 
@@ -75,7 +80,6 @@ describe('config', () => {
   });
 
   it('an entry point with a bad value exits non-zero and names the variable', () => {
-    const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
     const result = spawnSync(process.execPath, ['--import', 'tsx', 'realtime-relay/main.ts'], {
       cwd: ROOT,
       env: { ...process.env, RELAY_PORT: 'nope' },

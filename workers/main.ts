@@ -1,4 +1,5 @@
 /** The worker process (`npm run worker`): hosts workflows and activities for WORKER_TASK_QUEUES. */
+import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import { loadConfigOrExit } from '../config';
 import { createAppOrm } from '../db/orm';
 import { createLogger } from '../lib/logger';
@@ -9,6 +10,14 @@ import { createWorkers } from './create-workers';
 async function main() {
   const config = loadConfigOrExit();
   const logger = createLogger(config, 'worker');
+  // The SDK's own logs go through pino; its INFO lines (every state change) only when debugging.
+  const sdkLevel: LogLevel = config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN';
+  Runtime.install({
+    logger: new DefaultLogger(sdkLevel, (entry) => {
+      const level = entry.level === 'ERROR' ? 'error' : entry.level === 'WARN' ? 'warn' : 'debug';
+      logger[level]({ sdk: entry.meta }, entry.message);
+    }),
+  });
   const orm = await createAppOrm(config);
   const connection = await connectWorker(config);
   const workers = await createWorkers({
@@ -33,6 +42,8 @@ async function main() {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`worker failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.stderr.write(
+    `worker failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
   process.exit(1);
 });

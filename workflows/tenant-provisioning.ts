@@ -8,7 +8,9 @@ const { activateTenant } = proxyActivities<Activities>({
   retry: { initialInterval: '200 milliseconds', maximumInterval: '10 seconds', maximumAttempts: 20 },
 });
 
-export async function tenantProvisioningWorkflow(input: TenantProvisioningInput): Promise<TenantProvisioningResult> {
+export async function tenantProvisioningWorkflow(
+  input: TenantProvisioningInput,
+): Promise<TenantProvisioningResult> {
   const { activatedNow } = await activateTenant({ tenantId: input.tenantId, actorUserId: input.ownerUserId });
   return { tenantId: input.tenantId, status: 'active', activatedNow };
 }

@@ -17,7 +17,8 @@ function credentialOf(req: Request): string | undefined {
   const header = req.get('authorization');
   if (header) {
     const match = /^Bearer\s+(.+)$/i.exec(header.trim());
-    if (!match?.[1]) throw new AuthenticationError('TOKEN_INVALID', "The Authorization header must be 'Bearer <token>'");
+    if (!match?.[1])
+      throw new AuthenticationError('TOKEN_INVALID', "The Authorization header must be 'Bearer <token>'");
     return match[1].trim();
   }
   return req.get('x-api-key')?.trim() || undefined;
@@ -44,14 +45,20 @@ export function createAuthenticator(deps: { orm: MikroORM; jwtSecret: string }):
       const user = await em.findOne(User, { id: claims.sub });
       if (!user) throw new AuthenticationError('TOKEN_INVALID', 'The user of this token no longer exists');
       if (user.disabledAt) throw new AuthenticationError('USER_DISABLED', 'This user has been disabled');
-      return { tenantId: claims.tid, actor: { type: 'user', id: user.id, role: user.role, email: user.email } };
+      return {
+        tenantId: claims.tid,
+        actor: { type: 'user', id: user.id, role: user.role, email: user.email },
+      };
     });
   };
 
   return async (req) => {
     const credential = credentialOf(req);
     if (!credential) {
-      throw new AuthenticationError('AUTH_REQUIRED', 'Sign in: send Authorization: Bearer <access token or API key>');
+      throw new AuthenticationError(
+        'AUTH_REQUIRED',
+        'Sign in: send Authorization: Bearer <access token or API key>',
+      );
     }
     return looksLikeApiKey(credential) ? byApiKey(credential) : byToken(credential);
   };

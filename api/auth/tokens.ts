@@ -31,7 +31,8 @@ export function verifyAccessToken(secret: string, token: string): AccessTokenCla
   try {
     payload = jwt.verify(token, secret, { algorithms: ['HS256'], issuer: ISSUER, audience: AUDIENCE });
   } catch (err) {
-    if (err instanceof jwt.TokenExpiredError) throw new AuthenticationError('TOKEN_EXPIRED', 'The access token has expired; sign in again');
+    if (err instanceof jwt.TokenExpiredError)
+      throw new AuthenticationError('TOKEN_EXPIRED', 'The access token has expired; sign in again');
     throw new AuthenticationError('TOKEN_INVALID', 'The access token is invalid');
   }
   if (typeof payload === 'string' || typeof payload.sub !== 'string' || typeof payload.tid !== 'string') {

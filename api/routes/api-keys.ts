@@ -48,7 +48,17 @@ export function registerApiKeyRoutes(api: ApiRouter, deps: ApiDeps): void {
           createdByUserId: auth.actor.type === 'user' ? auth.actor.id : null,
         });
         await em.flush();
-        recordAudit(em, auth, { action: 'api_key.created', targetType: 'api_key', targetId: apiKey.id, after: { name: apiKey.name, role: apiKey.role, prefix: apiKey.prefix } }, req.ip);
+        recordAudit(
+          em,
+          auth,
+          {
+            action: 'api_key.created',
+            targetType: 'api_key',
+            targetId: apiKey.id,
+            after: { name: apiKey.name, role: apiKey.role, prefix: apiKey.prefix },
+          },
+          req.ip,
+        );
         return { status: 201, body: { ...toApiKeyView(apiKey), key: generated.key } };
       });
     },
@@ -68,7 +78,18 @@ export function registerApiKeyRoutes(api: ApiRouter, deps: ApiDeps): void {
         if (!apiKey) throw new NotFoundError('API key', params.id);
         if (!apiKey.revokedAt) {
           apiKey.revokedAt = new Date();
-          recordAudit(em, auth, { action: 'api_key.revoked', targetType: 'api_key', targetId: apiKey.id, before: { revoked: false }, after: { revoked: true } }, req.ip);
+          recordAudit(
+            em,
+            auth,
+            {
+              action: 'api_key.revoked',
+              targetType: 'api_key',
+              targetId: apiKey.id,
+              before: { revoked: false },
+              after: { revoked: true },
+            },
+            req.ip,
+          );
         }
         return { body: toApiKeyView(apiKey) };
       }),

@@ -6,7 +6,15 @@ import { issueAccessToken } from '../auth/tokens';
 import type { ApiDeps } from '../deps';
 import { NotFoundError } from '../errors';
 import type { ApiRouter } from '../routing';
-import { emailSchema, passwordSchema, roleSchema, tenantView, toTenantView, toUserView, userView } from '../schemas';
+import {
+  emailSchema,
+  passwordSchema,
+  roleSchema,
+  tenantView,
+  toTenantView,
+  toUserView,
+  userView,
+} from '../schemas';
 import { signIn } from '../services/sign-in';
 import { signUp } from '../services/tenant-signup';
 
@@ -26,14 +34,23 @@ export function registerAuthRoutes(api: ApiRouter, deps: ApiDeps): void {
       password: passwordSchema,
       timeZone: z
         .string()
-        .refine((tz) => Intl.supportedValuesOf('timeZone').includes(tz) || tz === 'UTC', 'must be an IANA time zone')
+        .refine(
+          (tz) => Intl.supportedValuesOf('timeZone').includes(tz) || tz === 'UTC',
+          'must be an IANA time zone',
+        )
         .optional(),
-      defaultRegion: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166 country code').optional(),
+      defaultRegion: z
+        .string()
+        .regex(/^[A-Z]{2}$/, 'must be an ISO 3166 country code')
+        .optional(),
     }),
     responses: { 201: { description: 'Tenant created', schema: session } },
     handler: async ({ body, req }) => {
       const { tenant, user } = await signUp(deps, body, req.ip);
-      const issued = issueAccessToken(deps.config.JWT_SECRET, deps.config.JWT_TTL_SECONDS, { sub: user.id, tid: tenant.id });
+      const issued = issueAccessToken(deps.config.JWT_SECRET, deps.config.JWT_TTL_SECONDS, {
+        sub: user.id,
+        tid: tenant.id,
+      });
       return { status: 201, body: { ...issued, user: toUserView(user), tenant: toTenantView(tenant) } };
     },
   });

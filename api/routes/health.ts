@@ -4,7 +4,10 @@ import type { ApiDeps } from '../deps';
 
 type CheckResult = { status: 'ok' } | { status: 'error'; error: string };
 
-async function timed(check: () => Promise<unknown>, timeoutMs: number): Promise<CheckResult & { latencyMs: number }> {
+async function timed(
+  check: () => Promise<unknown>,
+  timeoutMs: number,
+): Promise<CheckResult & { latencyMs: number }> {
   const started = performance.now();
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -16,7 +19,11 @@ async function timed(check: () => Promise<unknown>, timeoutMs: number): Promise<
     ]);
     return { status: 'ok', latencyMs: Math.round(performance.now() - started) };
   } catch (err) {
-    return { status: 'error', error: err instanceof Error ? err.message : String(err), latencyMs: Math.round(performance.now() - started) };
+    return {
+      status: 'error',
+      error: err instanceof Error ? err.message : String(err),
+      latencyMs: Math.round(performance.now() - started),
+    };
   } finally {
     clearTimeout(timer);
   }
@@ -29,7 +36,9 @@ export function registerHealthRoutes(router: Router, deps: ApiDeps, version: str
       timed(() => deps.temporal.connection.workflowService.getSystemInfo({}), 2000),
     ]);
     const ok = postgres.status === 'ok' && temporal.status === 'ok';
-    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', version, checks: { postgres, temporal } });
+    res
+      .status(ok ? 200 : 503)
+      .json({ status: ok ? 'ok' : 'unavailable', version, checks: { postgres, temporal } });
   };
   router.get('/health', ready);
   router.get('/health/ready', ready);

@@ -14,13 +14,19 @@ export const USER_MANAGERS = ['owner', 'admin'] as const satisfies readonly Role
 
 function assertMayAssign(auth: AuthContext, role: Role) {
   if (role === 'owner' && auth.actor.role !== 'owner') {
-    throw new ForbiddenError('INSUFFICIENT_ROLE', 'Only an owner can grant the owner role', { required: ['owner'], actual: auth.actor.role });
+    throw new ForbiddenError('INSUFFICIENT_ROLE', 'Only an owner can grant the owner role', {
+      required: ['owner'],
+      actual: auth.actor.role,
+    });
   }
 }
 
 function assertMayManage(auth: AuthContext, target: User) {
   if (target.role === 'owner' && auth.actor.role !== 'owner') {
-    throw new ForbiddenError('INSUFFICIENT_ROLE', 'Only an owner can change or remove an owner', { required: ['owner'], actual: auth.actor.role });
+    throw new ForbiddenError('INSUFFICIENT_ROLE', 'Only an owner can change or remove an owner', {
+      required: ['owner'],
+      actual: auth.actor.role,
+    });
   }
 }
 
@@ -36,7 +42,12 @@ async function findUser(em: EntityManager, id: string): Promise<User> {
   return user;
 }
 
-const snapshot = (u: User) => ({ email: u.email, name: u.name, role: u.role, disabled: Boolean(u.disabledAt) });
+const snapshot = (u: User) => ({
+  email: u.email,
+  name: u.name,
+  role: u.role,
+  disabled: Boolean(u.disabledAt),
+});
 
 export function registerUserRoutes(api: ApiRouter, deps: ApiDeps): void {
   api.route({
@@ -62,7 +73,9 @@ export function registerUserRoutes(api: ApiRouter, deps: ApiDeps): void {
     params: idParams,
     responses: { 200: { description: 'User', schema: userView } },
     handler: async ({ auth, params }) =>
-      withTenant(deps.orm, auth.tenantId, async (em) => ({ body: toUserView(await findUser(em, params.id)) })),
+      withTenant(deps.orm, auth.tenantId, async (em) => ({
+        body: toUserView(await findUser(em, params.id)),
+      })),
   });
 
   api.route({
@@ -84,16 +97,33 @@ export function registerUserRoutes(api: ApiRouter, deps: ApiDeps): void {
       try {
         return await withTenant(deps.orm, auth.tenantId, async (em) => {
           if (await em.count(User, { email: body.email })) {
-            throw new ConflictError('EMAIL_TAKEN', `A user with email ${body.email} already exists in this tenant`);
+            throw new ConflictError(
+              'EMAIL_TAKEN',
+              `A user with email ${body.email} already exists in this tenant`,
+            );
           }
-          const user = em.create(User, { tenantId: auth.tenantId, email: body.email, name: body.name, role: body.role, passwordHash });
+          const user = em.create(User, {
+            tenantId: auth.tenantId,
+            email: body.email,
+            name: body.name,
+            role: body.role,
+            passwordHash,
+          });
           await em.flush();
-          recordAudit(em, auth, { action: 'user.created', targetType: 'user', targetId: user.id, after: snapshot(user) }, req.ip);
+          recordAudit(
+            em,
+            auth,
+            { action: 'user.created', targetType: 'user', targetId: user.id, after: snapshot(user) },
+            req.ip,
+          );
           return { status: 201, body: toUserView(user) };
         });
       } catch (err) {
         if (err instanceof UniqueConstraintViolationException) {
-          throw new ConflictError('EMAIL_TAKEN', `A user with email ${body.email} already exists in this tenant`);
+          throw new ConflictError(
+            'EMAIL_TAKEN',
+            `A user with email ${body.email} already exists in this tenant`,
+          );
         }
         throw err;
       }
@@ -123,15 +153,23 @@ export function registerUserRoutes(api: ApiRouter, deps: ApiDeps): void {
         const user = await findUser(em, params.id);
         assertMayManage(auth, user);
         const before = snapshot(user);
-        if ((body.role && body.role !== 'owner') || body.disabled === true) await assertNotLastOwner(em, user);
+        if ((body.role && body.role !== 'owner') || body.disabled === true)
+          await assertNotLastOwner(em, user);
         if (body.name !== undefined) user.name = body.name;
         if (body.role !== undefined) user.role = body.role;
-        if (body.disabled !== undefined) user.disabledAt = body.disabled ? (user.disabledAt ?? new Date()) : null;
+        if (body.disabled !== undefined)
+          user.disabledAt = body.disabled ? (user.disabledAt ?? new Date()) : null;
         if (passwordHash) user.passwordHash = passwordHash;
         recordAudit(
           em,
           auth,
-          { action: 'user.updated', targetType: 'user', targetId: user.id, before, after: { ...snapshot(user), passwordChanged: Boolean(passwordHash) } },
+          {
+            action: 'user.updated',
+            targetType: 'user',
+            targetId: user.id,
+            before,
+            after: { ...snapshot(user), passwordChanged: Boolean(passwordHash) },
+          },
           req.ip,
         );
         return { body: toUserView(user) };
@@ -152,7 +190,12 @@ export function registerUserRoutes(api: ApiRouter, deps: ApiDeps): void {
         const user = await findUser(em, params.id);
         assertMayManage(auth, user);
         await assertNotLastOwner(em, user);
-        recordAudit(em, auth, { action: 'user.deleted', targetType: 'user', targetId: user.id, before: snapshot(user) }, req.ip);
+        recordAudit(
+          em,
+          auth,
+          { action: 'user.deleted', targetType: 'user', targetId: user.id, before: snapshot(user) },
+          req.ip,
+        );
         em.remove(user);
         return { status: 204 };
       }),

@@ -40,7 +40,9 @@ export async function signIn(
   if (candidates.length === 0) await verifyPassword(input.password, DUMMY_PASSWORD_HASH);
   const invalid = new AuthenticationError('INVALID_CREDENTIALS', 'The email or password is wrong');
   if (matching.length === 0) throw invalid;
-  const chosen = input.tenantId ? matching.find((c) => c.tenant_id === input.tenantId) : matching.find((c) => !c.disabled_at);
+  const chosen = input.tenantId
+    ? matching.find((c) => c.tenant_id === input.tenantId)
+    : matching.find((c) => !c.disabled_at);
   if (!chosen) throw invalid;
   if (chosen.disabled_at) throw new AuthenticationError('USER_DISABLED', 'This user has been disabled');
 
@@ -50,7 +52,10 @@ export async function signIn(
     user.lastLoginAt = new Date();
     return { user, tenant };
   });
-  const issued = issueAccessToken(deps.config.JWT_SECRET, deps.config.JWT_TTL_SECONDS, { sub: user.id, tid: tenant.id });
+  const issued = issueAccessToken(deps.config.JWT_SECRET, deps.config.JWT_TTL_SECONDS, {
+    sub: user.id,
+    tid: tenant.id,
+  });
   return {
     ...issued,
     user,

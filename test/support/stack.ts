@@ -3,7 +3,7 @@
  * a Temporal client, a worker with the real activities, and the api app for supertest.
  */
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import type { Express } from 'express';
 import request from 'supertest';
 import { Client as PgClient } from 'pg';
@@ -12,6 +12,13 @@ import { loadConfig, type Config } from '../../config';
 import { createAppOrm, type MikroORM } from '../../db/orm';
 import { createLogger } from '../../lib/logger';
 import { createWorkers } from '../../workers/create-workers';
+
+// The SDK's own INFO lines (worker state changes) drown test output; keep errors.
+try {
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+} catch {
+  // Already installed by an earlier test file in this jest worker process.
+}
 
 export function testConfig(overrides: Record<string, string> = {}): Config {
   return loadConfig({ ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent', ...overrides });
