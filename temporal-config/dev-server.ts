@@ -76,10 +76,16 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  let exited: number | null | undefined;
-  child.once('exit', (code) => {
-    exited = code;
+  // Rejects if the server dies (or cannot be spawned at all) before it is ready.
+  let diedEarly: (err: Error) => void = () => undefined;
+  const died = new Promise<never>((_, reject) => {
+    diedEarly = reject;
   });
+  died.catch(() => undefined);
+  const onExit = (code: number | null) => diedEarly(new Error(`it exited with code ${code}:\n${output}`));
+  const onError = (err: Error) => diedEarly(new Error(`it could not start: ${err.message}`));
+  child.once('exit', onExit);
+  child.once('error', onError);
 
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
@@ -91,10 +97,9 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   };
 
   try {
-    await waitUntil(
+    const ready = waitUntil(
       `the Temporal dev server on ${address}`,
       async () => {
-        if (exited !== undefined) throw new Error(`it exited with code ${exited}:\n${output}`);
         const connection = await Connection.connect({ address, connectTimeout: 1000 });
         try {
           await connection.workflowService.describeNamespace({ namespace: options.namespace ?? 'default' });
@@ -106,9 +111,13 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
       options.startTimeoutMs ?? 60_000,
       250,
     );
+    await Promise.race([ready, died]);
   } catch (err) {
     await stop();
-    throw err;
+    throw new Error(`The Temporal dev server (${options.cliPath}) did not start: ${(err as Error).message}`);
+  } finally {
+    child.off('exit', onExit);
+    child.off('error', onError);
   }
   const uiUrl =
     options.headless || options.uiPort === undefined ? undefined : `http://localhost:${options.uiPort}`;

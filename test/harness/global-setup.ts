@@ -14,7 +14,7 @@ import { runMigrations } from '../../db/migrate';
 import { freePort } from '../../lib/net';
 import { locateTemporalCli } from '../../temporal-config/cli';
 import { startDevServer } from '../../temporal-config/dev-server';
-import { setHarness, type Harness } from './state';
+import { ISOLATED_NAMESPACE, setHarness, type Harness } from './state';
 
 const log = (line: string) => process.stderr.write(`[test harness] ${line}\n`);
 
@@ -50,11 +50,13 @@ export default async function globalSetup(): Promise<void> {
 
   const temporalPromise = (async () => {
     const cliPath = await locateTemporalCli({ explicitPath: process.env.TEMPORAL_CLI_PATH, log });
+    // A second namespace lets a test own its task queues with no other test's worker polling them.
     const server = await startDevServer({
       cliPath,
       port: await freePort(),
       httpPort: await freePort(),
       headless: true,
+      namespace: ISOLATED_NAMESPACE,
       log,
     });
     harness.stops.push(() => server.stop());

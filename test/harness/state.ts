@@ -12,3 +12,6 @@ export function setHarness(harness: Harness): void {
 export function getHarness(): Harness | undefined {
   return (globalThis as Record<symbol, unknown>)[KEY] as Harness | undefined;
 }
+
+/** Registered on the test dev server besides `default`; used by tests that need a queue to themselves. */
+export const ISOLATED_NAMESPACE = 'parley-isolated';

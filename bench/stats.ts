@@ -1,0 +1,69 @@
+/** Percentiles, a one-line progress bar, and the machine description for RESULTS.md. */
+import os from 'node:os';
+
+export function percentile(sortedMs: number[], p: number): number {
+  if (sortedMs.length === 0) return NaN;
+  const index = Math.min(sortedMs.length - 1, Math.ceil((p / 100) * sortedMs.length) - 1);
+  return sortedMs[Math.max(0, index)]!;
+}
+
+export interface Summary {
+  n: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  perSecond: number;
+}
+
+export function summarize(samplesMs: number[], wallMs: number): Summary {
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  return {
+    n: sorted.length,
+    p50: percentile(sorted, 50),
+    p95: percentile(sorted, 95),
+    p99: percentile(sorted, 99),
+    max: sorted[sorted.length - 1] ?? NaN,
+    perSecond: (sorted.length / wallMs) * 1000,
+  };
+}
+
+export function progress(label: string, done: number, total: number): void {
+  if (!process.stderr.isTTY && done !== total && done % Math.max(1, Math.floor(total / 10)) !== 0) return;
+  const width = 30;
+  const filled = Math.round((done / total) * width);
+  const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
+  const line = `  ${label.padEnd(34)} [${bar}] ${done}/${total}`;
+  process.stderr.write(process.stderr.isTTY ? `\r${line}${done === total ? '\n' : ''}` : `${line}\n`);
+}
+
+export function machine(): string {
+  const cpus = os.cpus();
+  return `${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.version}`;
+}
+
+/** Runs `task` `total` times with at most `concurrency` in flight; returns each duration in ms. */
+export async function measure(
+  label: string,
+  total: number,
+  concurrency: number,
+  task: (i: number) => Promise<void>,
+): Promise<Summary> {
+  const samples: number[] = [];
+  let next = 0;
+  let done = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        const i = next++;
+        const t0 = performance.now();
+        await task(i);
+        samples.push(performance.now() - t0);
+        done += 1;
+        progress(label, done, total);
+      }
+    }),
+  );
+  return summarize(samples, performance.now() - started);
+}
