@@ -1,0 +1,27 @@
+/**
+ * Determinism guard: every recorded history under test/histories replays against today's workflow
+ * code. A change that would break running workflows (reordered activities, a removed step without
+ * `patched()`) fails here. Record a new history with:
+ *   temporal workflow show -w <workflow id> --output json > test/histories/<name>.json
+ * (protobufjs@8 is a direct dependency so @temporalio/common and @temporalio/proto share one copy;
+ * with two, historyFromJSON fails with "type must be a Type".)
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
+import { workflowBundle } from '../workers/create-workers';
+
+const DIR = path.join(__dirname, 'histories');
+const histories = readdirSync(DIR).filter((f) => f.endsWith('.json'));
+
+it('has recorded histories to replay', () => {
+  expect(histories.length).toBeGreaterThan(0);
+});
+
+it.each(histories)('replays %s without nondeterminism', async (file) => {
+  const history = historyFromJSON(JSON.parse(readFileSync(path.join(DIR, file), 'utf8')));
+  await expect(
+    Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, `replay-${file}`),
+  ).resolves.toBeUndefined();
+});
