@@ -10,6 +10,8 @@ import { WORKER_TASK_QUEUES as KNOWN_QUEUES } from '../temporal-config/task-queu
 
 const DEV_JWT_SECRET = 'parley-development-only-jwt-secret-do-not-deploy';
 const DEV_APP_DB_PASSWORD = 'parley_app_dev_password';
+/** Development-only key for credentials at rest; production must set ENCRYPTION_KEYS. */
+const DEV_ENCRYPTION_KEYS = 'dev:cGFybGV5LWRldmVsb3BtZW50LW9ubHkta2V5LTMyYiE=';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const optionalString = z
@@ -107,11 +109,60 @@ export const configSchema = z
       .default(12 * 3600),
 
     DEMO_SEED: boolFlag.default(true),
+
+    OPENAI_API_KEY: optionalString,
+    OPENAI_BASE_URL: httpUrl.optional(),
+    LLM_API_KEYS: z
+      .string()
+      .optional()
+      .transform((v, ctx) => {
+        const keys: Record<string, string> = {};
+        for (const pair of (v ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+          const at = pair.indexOf('=');
+          if (at <= 0 || at === pair.length - 1) {
+            ctx.addIssue({ code: 'custom', message: 'must look like name=key,other=key2' });
+            return z.NEVER;
+          }
+          keys[pair.slice(0, at)] = pair.slice(at + 1);
+        }
+        return keys;
+      }),
+
+    TWILIO_ACCOUNT_SID: z
+      .string()
+      .regex(/^AC[0-9a-fA-F]{32}$/, 'must be a Twilio Account SID (AC + 32 hex)')
+      .optional(),
+    TWILIO_AUTH_TOKEN: optionalString,
+    /** Where the Twilio REST client sends requests; set only to point at a local peer. */
+    TWILIO_API_BASE_URL: httpUrl.optional(),
+
+    ENCRYPTION_KEYS: z
+      .string()
+      .default(DEV_ENCRYPTION_KEYS)
+      .transform((v, ctx) => {
+        const keys: { id: string; key: Buffer }[] = [];
+        for (const pair of v.split(',').map((p) => p.trim()).filter(Boolean)) {
+          const [keyId, b64] = pair.split(':');
+          const key = Buffer.from(b64 ?? '', 'base64');
+          if (!keyId || key.length !== 32) {
+            ctx.addIssue({ code: 'custom', message: 'must be id:base64-of-32-bytes[,id2:…] (the first encrypts)' });
+            return z.NEVER;
+          }
+          keys.push({ id: keyId, key });
+        }
+        if (keys.length === 0) {
+          ctx.addIssue({ code: 'custom', message: 'needs at least one key' });
+          return z.NEVER;
+        }
+        return keys;
+      }),
   })
   .superRefine((c, ctx) => {
     if (c.NODE_ENV === 'production') {
       if (c.JWT_SECRET === DEV_JWT_SECRET)
         ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'must be set in production' });
+      if (c.ENCRYPTION_KEYS[0]?.id === 'dev')
+        ctx.addIssue({ code: 'custom', path: ['ENCRYPTION_KEYS'], message: 'must be set in production' });
       if (c.DATABASE_APP_PASSWORD === DEV_APP_DB_PASSWORD && !c.DATABASE_APP_URL)
         ctx.addIssue({
           code: 'custom',
@@ -153,7 +204,7 @@ export type ConfigKey = keyof z.input<typeof configSchema>;
 export const CONFIG_KEYS = Object.keys(configSchema.in.shape) as ConfigKey[];
 
 /** Variables whose values never appear in an error message (they may hold credentials). */
-const SECRET_NAMES = /SECRET|PASSWORD|API_KEY|DATABASE_(APP_)?URL/;
+const SECRET_NAMES = /SECRET|PASSWORD|API_KEY|AUTH_TOKEN|ENCRYPTION_KEYS|DATABASE_(APP_)?URL/;
 
 export class ConfigError extends Error {
   constructor(readonly problems: { variable: string; message: string }[]) {
@@ -184,6 +235,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = readProcessEnv()): Config {
   return Object.freeze({
     ...parsed.data,
     WORKER_TASK_QUEUES: Object.freeze([...parsed.data.WORKER_TASK_QUEUES]),
+    LLM_API_KEYS: Object.freeze({ ...parsed.data.LLM_API_KEYS }),
+    ENCRYPTION_KEYS: Object.freeze([...parsed.data.ENCRYPTION_KEYS]),
   }) as Config;
 }
 

@@ -45,12 +45,13 @@ describe('config', () => {
 
   it('refuses development secrets in production, naming each', () => {
     const variables = problemsOf({ NODE_ENV: 'production' }).map((p) => p.variable);
-    expect(variables).toEqual(expect.arrayContaining(['JWT_SECRET', 'DATABASE_APP_PASSWORD']));
+    expect(variables).toEqual(expect.arrayContaining(['JWT_SECRET', 'DATABASE_APP_PASSWORD', 'ENCRYPTION_KEYS']));
     expect(() =>
       loadConfig({
         NODE_ENV: 'production',
         JWT_SECRET: 'x'.repeat(40),
         DATABASE_APP_URL: 'postgres://app@db/parley',
+        ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64')}`,
       }),
     ).not.toThrow();
   });

@@ -46,6 +46,7 @@ const SAMPLE_ENV: Record<string, string> = {
   JWT_SECRET: 'sample-jwt-secret-0123456789abcdef0123456789abcdef',
   DATABASE_APP_PASSWORD: 'sample-app-password-0123456789',
   POSTGRES_PASSWORD: 'sample-owner-password',
+  ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 9).toString('base64')}`,
 };
 
 function service(name: string): ComposeService {
@@ -235,8 +236,8 @@ describe('docker-compose.yml', () => {
 
     it('takes every secret from a required interpolation, never a literal or a default', () => {
       const env = environmentOf('api');
-      const secrets = Object.keys(env).filter((key) => /SECRET|PASSWORD|API_KEY/.test(key));
-      expect(secrets).toEqual(expect.arrayContaining(['JWT_SECRET', 'DATABASE_APP_PASSWORD']));
+      const secrets = Object.keys(env).filter((key) => /SECRET|PASSWORD|API_KEY|ENCRYPTION_KEYS/.test(key));
+      expect(secrets).toEqual(expect.arrayContaining(['JWT_SECRET', 'DATABASE_APP_PASSWORD', 'ENCRYPTION_KEYS']));
       for (const key of secrets) expect(env[key]).toMatch(/^\$\{[A-Za-z_][A-Za-z0-9_]*:?\?[^}]*\}$/);
     });
 
