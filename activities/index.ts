@@ -2,14 +2,67 @@
  * Every activity, built by one factory from the clients a worker gives it. Workflows import
  * `Activities` as a type only.
  */
-import { createTenantProvisioningActivities, type TenantProvisioningDeps } from './tenant-provisioning';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type twilio from 'twilio';
+import type { Config } from '../config';
+import { createCallRecordActivities } from './call-records';
+import { createCustomerWebhookActivities } from './customer-webhooks';
+import { createLlmActivities, createLlmClients, type LlmClients } from './llm';
+import { createPostCallAnalysisActivities } from './post-call-analysis';
+import { createSpeakActivities, type SpeechSink } from './speak';
+import { createTelephonyActivities, createTwilioClient } from './telephony';
+import { createTenantProvisioningActivities } from './tenant-provisioning';
+import { createToolCallActivities } from './tool-calls';
 
-export type ActivityDeps = TenantProvisioningDeps;
+export interface ActivityDeps {
+  orm: MikroORM;
+  llmClients: LlmClients;
+  encryptionKeys: Config['ENCRYPTION_KEYS'];
+  twilio?: twilio.Twilio;
+  fetchImpl?: typeof fetch;
+}
 
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createTenantProvisioningActivities(deps),
+    ...createCallRecordActivities(deps),
+    ...createSpeakActivities({ llmClients: deps.llmClients }),
+    ...createLlmActivities({ llmClients: deps.llmClients }),
+    ...createToolCallActivities({ fetchImpl: deps.fetchImpl }),
+    ...createPostCallAnalysisActivities(deps.llmClients),
+    ...createTelephonyActivities({ twilio: deps.twilio }),
+    ...createCustomerWebhookActivities({ orm: deps.orm, encryptionKeys: deps.encryptionKeys, fetchImpl: deps.fetchImpl }),
   };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+
+/** The activities' outside-world clients, from configuration (the one place they are built). */
+export function activityDepsFromConfig(config: Config, orm: MikroORM): ActivityDeps {
+  return {
+    orm,
+    llmClients: llmClientsFromConfig(config),
+    encryptionKeys: config.ENCRYPTION_KEYS,
+    twilio:
+      config.TWILIO_ACCOUNT_SID && config.TWILIO_AUTH_TOKEN
+        ? createTwilioClient({
+            accountSid: config.TWILIO_ACCOUNT_SID,
+            authToken: config.TWILIO_AUTH_TOKEN,
+            apiBaseUrl: config.TWILIO_API_BASE_URL,
+          })
+        : undefined,
+  };
+}
+
+export function llmClientsFromConfig(config: Config): LlmClients {
+  return createLlmClients({
+    defaultApiKey: config.OPENAI_API_KEY,
+    defaultBaseUrl: config.OPENAI_BASE_URL,
+    keys: config.LLM_API_KEYS,
+  });
+}
+
+/** The api's own `speak` (streamed SSE replies): only this activity, fed to the user's open stream. */
+export function createApiSpeakActivities(llmClients: LlmClients, sinkFor: (callId: string, turnId: number) => SpeechSink | undefined) {
+  return createSpeakActivities({ llmClients, sinkFor });
+}

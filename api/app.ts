@@ -8,10 +8,14 @@ import type { ApiDeps } from './deps';
 import { errorMiddleware, notFoundRoute } from './errors';
 import { buildOpenApiDocument } from './openapi';
 import { ApiRouter } from './routing';
+import { registerAgentRoutes } from './routes/agents';
 import { registerApiKeyRoutes } from './routes/api-keys';
 import { registerAuthRoutes } from './routes/auth';
+import { registerCallRoutes } from './routes/calls';
+import { registerConversationRoutes } from './routes/conversations';
 import { registerHealthRoutes } from './routes/health';
 import { registerUserRoutes } from './routes/users';
+import { registerWebhookEndpointRoutes } from './routes/webhook-endpoints';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const VERSION: string = (require('../package.json') as { version: string }).version;
@@ -46,6 +50,10 @@ export function createApp(deps: ApiDeps): Express {
   registerAuthRoutes(api, deps);
   registerUserRoutes(api, deps);
   registerApiKeyRoutes(api, deps);
+  registerWebhookEndpointRoutes(api, deps);
+  registerAgentRoutes(api, deps);
+  registerConversationRoutes(api, deps);
+  registerCallRoutes(api, deps);
   app.use(api.router);
 
   const openApi = buildOpenApiDocument(api.operations, {

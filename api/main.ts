@@ -1,19 +1,36 @@
-/** The api process (`npm run api`): REST, webhooks, docs, dashboard. */
+/** The api process (`npm run api`): REST, webhooks, docs, dashboard, and `speak` for streamed text replies. */
+import os from 'node:os';
+import { Worker } from '@temporalio/worker';
+import { createApiSpeakActivities, llmClientsFromConfig } from '../activities';
 import { loadConfigOrExit } from '../config';
 import { createAppOrm } from '../db/orm';
 import { createLogger } from '../lib/logger';
 import { onShutdown } from '../lib/shutdown';
-import { connectClient } from '../temporal-config/connection';
+import { connectClient, connectWorker } from '../temporal-config/connection';
+import { apiTaskQueue } from '../temporal-config/task-queues';
 import { createApp } from './app';
+import { SpeechStreams } from './speech-streams';
 
 async function main() {
   const config = loadConfigOrExit();
   const logger = createLogger(config, 'api');
   const orm = await createAppOrm(config);
   const temporal = await connectClient(config);
-  const app = createApp({ config, orm, temporal, logger });
+
+  // Streamed replies: this process runs `speak` on its own queue and writes tokens to open SSE responses.
+  const speechStreams = new SpeechStreams(apiTaskQueue(config.API_INSTANCE_ID ?? `${os.hostname()}-${process.pid}`));
+  const workerConnection = await connectWorker(config);
+  const speakWorker = await Worker.create({
+    connection: workerConnection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: speechStreams.taskQueue,
+    activities: createApiSpeakActivities(llmClientsFromConfig(config), speechStreams.sinkFor),
+  });
+  const speakRun = speakWorker.run();
+
+  const app = createApp({ config, orm, temporal, logger, speechStreams });
   const server = app.listen(config.API_PORT, config.API_HOST, () => {
-    logger.info({ port: config.API_PORT }, `api listening on ${config.API_HOST}:${config.API_PORT}`);
+    logger.info({ port: config.API_PORT, speakQueue: speechStreams.taskQueue }, `api listening on ${config.API_HOST}:${config.API_PORT}`);
   });
   server.on('error', (err) => {
     logger.fatal({ err }, 'api could not listen');
@@ -26,14 +43,17 @@ async function main() {
         server.close(() => resolve());
         server.closeIdleConnections();
       }),
+    async () => {
+      speakWorker.shutdown();
+      await speakRun;
+    },
+    () => workerConnection.close(),
     () => temporal.connection.close(),
     () => orm.close(),
   ]);
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(
-    `api failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-  );
+  process.stderr.write(`api failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

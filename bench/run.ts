@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { activityDepsFromConfig } from '../activities';
 import { createApp } from '../api/app';
 import { loadConfig } from '../config';
 import { startEmbeddedPostgres } from '../db/embedded-postgres';
@@ -55,7 +56,7 @@ async function main() {
     connection: workerConnection,
     namespace: 'default',
     taskQueues: ['billing'],
-    orm,
+    activityDeps: activityDepsFromConfig(config, orm),
     logger: createLogger(config, 'bench'),
   });
   const workerRun = worker!.run();

@@ -8,12 +8,14 @@ import type { Config } from '../config';
 import { requireSetting } from '../config';
 import { ENTITY_SCHEMAS } from './entities';
 import { Migration20261121000000_initial } from './migrations/Migration20261121000000_initial';
+import { Migration20261121100000_call_outcome } from './migrations/Migration20261121100000_call_outcome';
 
 export { MikroORM };
 export type { EntityManager } from '@mikro-orm/postgresql';
 
 export const MIGRATIONS = [
   { name: 'Migration20261121000000_initial', class: Migration20261121000000_initial },
+  { name: 'Migration20261121100000_call_outcome', class: Migration20261121100000_call_outcome },
 ];
 
 export function ormOptions(clientUrl: string, poolMax: number): Options {

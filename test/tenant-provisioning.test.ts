@@ -5,7 +5,7 @@
 import { Client, Connection } from '@temporalio/client';
 import request from 'supertest';
 import { createApp } from '../api/app';
-import { createActivities } from '../activities';
+import { activityDepsFromConfig, createActivities } from '../activities';
 import { SEARCH_ATTRIBUTES, tenantProvisioningWorkflowId } from '../contracts';
 import { withTenant } from '../db/tenant-context';
 import { createLogger } from '../lib/logger';
@@ -61,7 +61,7 @@ it('a repeated activation (a retried activity or a re-run workflow) changes noth
     args: [{ tenantId: tenant.tenantId, ownerUserId: tenant.userId }],
   });
   expect(rerun).toMatchObject({ status: 'active', activatedNow: false });
-  const direct = await createActivities({ orm: stack.orm }).activateTenant({
+  const direct = await createActivities(activityDepsFromConfig(stack.config, stack.orm)).activateTenant({
     tenantId: tenant.tenantId,
     actorUserId: tenant.userId,
   });

@@ -3,8 +3,7 @@
  * one set of activities (built from their clients here, never inside the activities).
  */
 import { bundleWorkflowCode, type NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
-import type { MikroORM } from '@mikro-orm/postgresql';
-import { createActivities } from '../activities';
+import { createActivities, type ActivityDeps } from '../activities';
 import type { Logger } from '../lib/logger';
 
 /** Resolves to the .ts source under tsx/jest and to the compiled .js in a built image. */
@@ -31,13 +30,13 @@ export interface CreateWorkersOptions {
   connection: NativeConnection;
   namespace: string;
   taskQueues: readonly string[];
-  orm: MikroORM;
+  activityDeps: ActivityDeps;
   logger: Logger;
 }
 
 export async function createWorkers(options: CreateWorkersOptions): Promise<Worker[]> {
   const bundle = await workflowBundle();
-  const activities = createActivities({ orm: options.orm });
+  const activities = createActivities(options.activityDeps);
   return Promise.all(
     options.taskQueues.map((taskQueue) =>
       Worker.create({

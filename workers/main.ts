@@ -1,6 +1,7 @@
 /** The worker process (`npm run worker`): hosts workflows and activities for WORKER_TASK_QUEUES. */
 import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import { loadConfigOrExit } from '../config';
+import { activityDepsFromConfig } from '../activities';
 import { createAppOrm } from '../db/orm';
 import { createLogger } from '../lib/logger';
 import { onShutdown } from '../lib/shutdown';
@@ -24,7 +25,7 @@ async function main() {
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueues: config.WORKER_TASK_QUEUES,
-    orm,
+    activityDeps: activityDepsFromConfig(config, orm),
     logger,
   });
   const running = workers.map((worker) => worker.run());

@@ -1,2 +1,4 @@
 /** Every workflow the workers host. Deterministic code only: see conventions §1 and eslint.config.mjs. */
 export { tenantProvisioningWorkflow } from './tenant-provisioning';
+export { callWorkflow } from './call-workflow';
+export { customerWebhookWorkflow } from './customer-webhook-workflow';

@@ -28,6 +28,9 @@ export class Call {
   summary?: string | null;
   analysis?: Record<string, unknown> | null;
   crmSyncStatus?: string | null;
+  slots: Opt<Record<string, unknown>> = {};
+  endReason?: string | null;
+  llmTokens: Opt<number> = 0;
   createdAt!: Opt<Date>;
   updatedAt!: Opt<Date>;
 }
@@ -57,6 +60,9 @@ export const CallSchema = new EntitySchema<Call>({
     summary: { type: 'text', nullable: true },
     analysis: { type: 'json', nullable: true },
     crmSyncStatus: { type: 'text', nullable: true },
+    slots: { type: 'json' },
+    endReason: { type: 'text', nullable: true },
+    llmTokens: { type: 'integer' },
     createdAt: createdAtColumn,
     updatedAt: updatedAtColumn,
   },

@@ -3,7 +3,7 @@
  * a Temporal client, a worker with the real activities, and the api app for supertest.
  */
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { Express } from 'express';
 import request from 'supertest';
 import { Client as PgClient } from 'pg';
@@ -11,6 +11,8 @@ import { createApp } from '../../api/app';
 import { loadConfig, type Config } from '../../config';
 import { createAppOrm, type MikroORM } from '../../db/orm';
 import { createLogger } from '../../lib/logger';
+import { activityDepsFromConfig, createApiSpeakActivities, llmClientsFromConfig } from '../../activities';
+import { SpeechStreams } from '../../api/speech-streams';
 import { createWorkers } from '../../workers/create-workers';
 
 // The SDK's own INFO lines (worker state changes) drown test output; keep errors.
@@ -41,26 +43,48 @@ export interface TestStack {
 }
 
 /** The api app wired to the real ORM and Temporal; with `worker: true` also runs a worker for `queues`. */
-export async function startStack(options: { worker?: boolean; queues?: string[] } = {}): Promise<TestStack> {
-  const config = testConfig();
+export async function startStack(
+  options: {
+    worker?: boolean;
+    queues?: string[];
+    env?: Record<string, string>;
+    /** Also run the api's own `speak` worker, as api/main.ts does, for streamed (SSE) replies. */
+    speech?: boolean;
+  } = {},
+): Promise<TestStack> {
+  const config = testConfig(options.env);
   const logger = createLogger(config, 'test');
   const orm = await createAppOrm(config);
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS as string });
   const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-  const app = createApp({ config, orm, temporal, logger });
+  const speechStreams = options.speech ? new SpeechStreams(`api.test-${process.pid}-${Date.now()}`) : undefined;
+  const app = createApp({ config, orm, temporal, logger, speechStreams });
   let worker: Worker | undefined;
-  let workerRun: Promise<void> | undefined;
+  let workerRuns: Promise<void>[] = [];
+  let allWorkers: Worker[] = [];
   let workerConnection: NativeConnection | undefined;
   if (options.worker) {
     workerConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS as string });
-    [worker] = await createWorkers({
+    const workers = await createWorkers({
       connection: workerConnection,
       namespace: config.TEMPORAL_NAMESPACE,
       taskQueues: options.queues ?? ['billing'],
-      orm,
+      activityDeps: activityDepsFromConfig(config, orm),
       logger,
     });
-    workerRun = worker!.run();
+    if (speechStreams) {
+      workers.push(
+        await Worker.create({
+          connection: workerConnection,
+          namespace: config.TEMPORAL_NAMESPACE,
+          taskQueue: speechStreams.taskQueue,
+          activities: createApiSpeakActivities(llmClientsFromConfig(config), speechStreams.sinkFor),
+        }),
+      );
+    }
+    worker = workers[0];
+    workerRuns = workers.map((w) => w.run());
+    allWorkers = workers;
   }
   return {
     config,
@@ -69,8 +93,8 @@ export async function startStack(options: { worker?: boolean; queues?: string[] 
     app,
     worker,
     async close() {
-      if (worker && worker.getState() === 'RUNNING') worker.shutdown();
-      await workerRun;
+      for (const w of allWorkers) if (w.getState() === 'RUNNING') w.shutdown();
+      await Promise.all(workerRuns);
       await workerConnection?.close();
       await connection.close();
       await orm.close();

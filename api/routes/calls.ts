@@ -1,0 +1,155 @@
+/**
+ * Calls: a filterable, cursor-paginated list, and one call's detail with its transcript, per-turn
+ * timings, analysis, and a link to its run in the Temporal Web UI.
+ */
+import { z } from 'zod';
+import { Call, CallTurn } from '../../db/entities';
+import { withTenant } from '../../db/tenant-context';
+import { temporalUiUrl } from '../../temporal-config/connection';
+import type { ApiDeps } from '../deps';
+import { NotFoundError, ValidationError } from '../errors';
+import type { ApiRouter } from '../routing';
+import { idParams } from '../schemas';
+
+const callSummary = z.object({
+  id: z.string(),
+  agentId: z.string().nullable(),
+  agentVersionId: z.string().nullable(),
+  campaignId: z.string().nullable(),
+  direction: z.string(),
+  channel: z.string(),
+  from: z.string().nullable(),
+  to: z.string().nullable(),
+  status: z.string(),
+  disposition: z.string().nullable(),
+  startedAt: z.string().nullable(),
+  endedAt: z.string().nullable(),
+  durationSeconds: z.number().nullable(),
+  createdAt: z.string(),
+});
+
+const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
+
+function toSummary(c: Call): z.infer<typeof callSummary> {
+  return {
+    id: c.id,
+    agentId: c.agentId ?? null,
+    agentVersionId: c.agentVersionId ?? null,
+    campaignId: c.campaignId ?? null,
+    direction: c.direction,
+    channel: c.channel,
+    from: c.fromNumber ?? null,
+    to: c.toNumber ?? null,
+    status: c.status,
+    disposition: c.disposition ?? null,
+    startedAt: iso(c.startedAt),
+    endedAt: iso(c.endedAt),
+    durationSeconds: c.durationSeconds ?? null,
+    createdAt: c.createdAt.toISOString(),
+  };
+}
+
+/** Opaque cursor: the (createdAt, id) of the last row of the previous page. */
+function encodeCursor(c: Call): string {
+  return Buffer.from(`${c.createdAt.toISOString()}|${c.id}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+  const [at, id] = Buffer.from(cursor, 'base64url').toString().split('|');
+  const createdAt = new Date(at ?? '');
+  if (!id || Number.isNaN(createdAt.getTime())) {
+    throw new ValidationError('Invalid request: query.cursor: is not a cursor from a previous page', [
+      { path: 'query.cursor', message: 'is not a cursor from a previous page' },
+    ]);
+  }
+  return { createdAt, id };
+}
+
+export function registerCallRoutes(api: ApiRouter, deps: ApiDeps): void {
+  api.route({
+    method: 'get',
+    path: '/v1/calls',
+    summary: 'List calls, newest first, with filters and cursor pagination',
+    tag: 'calls',
+    access: 'authenticated',
+    query: z.object({
+      agentId: z.uuid().optional(),
+      campaignId: z.uuid().optional(),
+      status: z.string().max(32).optional(),
+      direction: z.enum(['inbound', 'outbound']).optional(),
+      channel: z.enum(['voice', 'text', 'web']).optional(),
+      disposition: z.string().max(64).optional(),
+      from: z.iso.datetime({ offset: true }).optional(),
+      to: z.iso.datetime({ offset: true }).optional(),
+      limit: z.coerce.number().int().min(1).max(200).default(50),
+      cursor: z.string().max(200).optional(),
+    }),
+    responses: {
+      200: { description: 'A page of calls', schema: z.object({ data: z.array(callSummary), nextCursor: z.string().nullable() }) },
+    },
+    handler: async ({ auth, query }) =>
+      withTenant(deps.orm, auth.tenantId, async (em) => {
+        const where: Record<string, unknown> = {};
+        if (query.agentId) where.agentId = query.agentId;
+        if (query.campaignId) where.campaignId = query.campaignId;
+        if (query.status) where.status = query.status;
+        if (query.direction) where.direction = query.direction;
+        if (query.channel) where.channel = query.channel;
+        if (query.disposition) where.disposition = query.disposition;
+        const createdAt: Record<string, Date> = {};
+        if (query.from) createdAt.$gte = new Date(query.from);
+        if (query.to) createdAt.$lt = new Date(query.to);
+        if (Object.keys(createdAt).length) where.createdAt = createdAt;
+        const conditions: Record<string, unknown>[] = [where];
+        if (query.cursor) {
+          const c = decodeCursor(query.cursor);
+          conditions.push({ $or: [{ createdAt: { $lt: c.createdAt } }, { createdAt: c.createdAt, id: { $lt: c.id } }] });
+        }
+        const rows = await em.find(Call, { $and: conditions }, { orderBy: { createdAt: 'desc', id: 'desc' }, limit: query.limit + 1 });
+        const page = rows.slice(0, query.limit);
+        const nextCursor = rows.length > query.limit && page.length ? encodeCursor(page[page.length - 1]!) : null;
+        return { body: { data: page.map(toSummary), nextCursor } };
+      }),
+  });
+
+  api.route({
+    method: 'get',
+    path: '/v1/calls/:id',
+    summary: "One call: transcript (what the caller heard), turn timings, analysis, slots, and its workflow's link",
+    tag: 'calls',
+    access: 'authenticated',
+    params: idParams,
+    responses: { 200: { description: 'The call' } },
+    handler: async ({ auth, params }) =>
+      withTenant(deps.orm, auth.tenantId, async (em) => {
+        const call = await em.findOne(Call, { id: params.id });
+        if (!call) throw new NotFoundError('Call', params.id);
+        const turns = await em.find(CallTurn, { callId: call.id }, { orderBy: { seq: 'asc' } });
+        const namespace = encodeURIComponent(deps.config.TEMPORAL_NAMESPACE);
+        return {
+          body: {
+            ...toSummary(call),
+            answeredAt: iso(call.answeredAt),
+            endReason: call.endReason ?? null,
+            slots: call.slots,
+            summary: call.summary ?? null,
+            analysis: call.analysis ?? null,
+            llmTokens: call.llmTokens,
+            crmSyncStatus: call.crmSyncStatus ?? null,
+            workflowId: call.workflowId,
+            temporalUrl: `${temporalUiUrl(deps.config)}/namespaces/${namespace}/workflows/${encodeURIComponent(call.workflowId)}`,
+            transcript: turns.map((t) => ({
+              seq: t.seq,
+              role: t.role,
+              text: t.text,
+              heardText: t.heardText ?? null,
+              interrupted: t.interrupted,
+              nodeId: t.nodeId ?? null,
+              timings: t.timings ?? null,
+              at: t.createdAt.toISOString(),
+            })),
+          },
+        };
+      }),
+  });
+}

@@ -1,0 +1,181 @@
+/**
+ * Contract of `callWorkflow`: one conversation, inbound or outbound, voice or text, pinned to one
+ * agent version. The api, the relay and the workers import names and types from here only.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { TASK_QUEUES } from '../temporal-config/task-queues';
+import type { AgentDefinition } from './agent-definition';
+import type { EngineState, ListeningHints, SlotValue } from './agent-engine';
+import type { LlmRequest, LlmResult } from './llm';
+
+export const CALL_WORKFLOW = 'callWorkflow';
+export const CALL_QUEUE = TASK_QUEUES.calls;
+
+/** `call:<CallSid>` for phone calls, `call:<uuid>` for text and web calls. */
+export function callWorkflowId(callSidOrId: string): string {
+  return `call:${callSidOrId}`;
+}
+
+export type CallDirection = 'inbound' | 'outbound';
+export type CallChannel = 'voice' | 'text' | 'web';
+export type CallStatus =
+  | 'ringing'
+  | 'in-progress'
+  | 'completed'
+  | 'failed'
+  | 'transferred'
+  | 'voicemail'
+  | 'no-answer'
+  | 'busy'
+  | 'canceled';
+export const FINAL_CALL_STATUSES: readonly CallStatus[] = [
+  'completed',
+  'failed',
+  'transferred',
+  'voicemail',
+  'no-answer',
+  'busy',
+  'canceled',
+];
+
+export interface CallWorkflowInput {
+  /** calls.id */
+  callId: string;
+  tenantId: string;
+  agentId: string;
+  /** The pinned published version; null for a test conversation with the draft (snapshotted at start). */
+  agentVersionId: string | null;
+  direction: CallDirection;
+  channel: CallChannel;
+  from?: string;
+  to?: string;
+  contactId?: string;
+  contact?: Record<string, unknown>;
+  campaignId?: string;
+  providerCallSid?: string;
+  /** Where `speak` runs when a turn does not say (text replies: the calls queue itself). */
+  speakTaskQueue?: string;
+  /** Test and tuning knobs; production leaves them unset. */
+  options?: {
+    /** Continue-as-new after this many turns even if the server has not suggested it yet. */
+    maxTurnsPerRun?: number;
+    /** Ends an idle text conversation (no message for this long). */
+    idleTimeoutSeconds?: number;
+  };
+  /** Present only when the workflow continues as new. */
+  carried?: CarriedCallState;
+}
+
+/** What survives continue-as-new: compact; the transcript itself lives in PostgreSQL. */
+export interface CarriedCallState {
+  definition: AgentDefinition;
+  engine: EngineState;
+  status: CallStatus;
+  lastTurnId: number;
+  nextSeq: number;
+  startedAt: string;
+  answeredAt?: string;
+  llmTokens: number;
+  runs: number;
+}
+
+export interface TranscriptEntry {
+  seq: number;
+  role: 'caller' | 'agent' | 'system' | 'tool';
+  text: string;
+  /** What the caller actually heard when the agent was interrupted. */
+  heardText?: string;
+  interrupted: boolean;
+  nodeId?: string;
+  turnId?: number;
+  at: string;
+  timings?: Record<string, number>;
+}
+
+export interface AgentReply {
+  /** The agent's words for this turn, joined. */
+  text: string;
+  nodeId: string;
+  slots: Record<string, SlotValue>;
+  hints: ListeningHints;
+  ended: boolean;
+  status: CallStatus;
+  disposition?: string;
+}
+
+export interface UserTurnInput {
+  /** Strictly increasing per call; a repeated or older id is rejected as stale. */
+  turnId: number;
+  text: string;
+  confidence?: number;
+  /** Per-turn timings measured by the caller of the update (relay: speech end, STT final…). */
+  timings?: Record<string, number>;
+  /** Run this turn's `speak` on another queue (the api's own for a streamed SSE reply). */
+  speakTaskQueue?: string;
+}
+
+export interface UserTurnResult extends AgentReply {
+  turnId: number;
+}
+
+export interface OpenConversationInput {
+  speakTaskQueue?: string;
+}
+
+export interface CallStateView {
+  callId: string;
+  status: CallStatus;
+  disposition?: string;
+  nodeId: string;
+  slots: Record<string, SlotValue>;
+  lastTurnId: number;
+  agentVersionId: string | null;
+  opened: boolean;
+  ended: boolean;
+  runs: number;
+}
+
+export interface CallWorkflowResult {
+  callId: string;
+  status: CallStatus;
+  disposition: string;
+  reason?: string;
+  durationSeconds: number;
+  slots: Record<string, SlotValue>;
+}
+
+export const openConversationUpdate = defineUpdate<AgentReply, [OpenConversationInput]>('openConversation');
+export const userTurnUpdate = defineUpdate<UserTurnResult, [UserTurnInput]>('userTurn');
+export const mediaConnectedSignal = defineSignal<[{ relayInstanceId: string; streamSid?: string }]>('mediaConnected');
+export const dtmfSignal = defineSignal<[{ digits: string }]>('dtmf');
+export const hangupSignal = defineSignal<[{ reason: string }]>('hangup');
+export const callStatusSignal = defineSignal<[{ status: CallStatus; durationSeconds?: number; answeredBy?: string }]>(
+  'callStatus',
+);
+export const stateQuery = defineQuery<CallStateView>('state');
+export const transcriptQuery = defineQuery<TranscriptEntry[]>('transcript');
+
+/** Update ids derived from business ids: a retried request is deduplicated by Temporal. */
+export function userTurnUpdateId(callId: string, turnId: number): string {
+  return `turn:${callId}:${turnId}`;
+}
+
+export interface SpeakInput {
+  tenantId: string;
+  callId: string;
+  turnId: number;
+  /** Fixed text to say (already interpolated). */
+  text?: string;
+  /** Or: generate the words with the model and say them as they stream. */
+  llm?: LlmRequest;
+}
+
+export interface SpeakResult {
+  /** Everything the agent meant to say. */
+  text: string;
+  /** What the listener actually received (equals `text` unless interrupted). */
+  heardText: string;
+  interrupted: boolean;
+  llm?: LlmResult;
+  timings: Record<string, number>;
+}

@@ -1,0 +1,524 @@
+/**
+ * callWorkflow: one conversation, durable from first ring to the last webhook. The agent engine
+ * (pure) decides what happens; this workflow performs its effects through activities (speak, tools,
+ * transfer), records every turn in PostgreSQL, and keeps only compact state in its own history.
+ *
+ * Turns arrive as the `userTurn` update (from the relay, or the api for text); the update returns
+ * the agent's reply. Turns are processed one at a time in arrival order.
+ */
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  ParentClosePolicy,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+  startChild,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { AgentDefinition } from '../contracts/agent-definition';
+import type { EngineContext, EngineEffect, EngineEvent, EngineState, EngineStep } from '../contracts/agent-engine';
+import {
+  callStatusSignal,
+  dtmfSignal,
+  hangupSignal,
+  mediaConnectedSignal,
+  openConversationUpdate,
+  stateQuery,
+  transcriptQuery,
+  userTurnUpdate,
+  type AgentReply,
+  type CallStatus,
+  type CallWorkflowInput,
+  type CallWorkflowResult,
+  type CarriedCallState,
+  type OpenConversationInput,
+  type SpeakResult,
+  type TranscriptEntry,
+  type UserTurnInput,
+} from '../contracts/call';
+import type { LlmResult } from '../contracts/llm';
+import { SEARCH_ATTRIBUTES } from '../temporal-config/search-attributes';
+import { advanceEngine, listeningHints, startEngine } from './agent-engine';
+import { workflowNow, workflowNowIso } from './clock';
+import { customerWebhookWorkflow } from './customer-webhook-workflow';
+import { relayTaskQueue } from '../temporal-config/task-queues';
+
+const records = proxyActivities<Activities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds' },
+});
+const tools = proxyActivities<Activities>({
+  // A tool's own timeout is at most 30 s; 4xx comes back as a non-retryable failure.
+  startToCloseTimeout: '45 seconds',
+  retry: { initialInterval: '500 milliseconds', maximumInterval: '5 seconds', maximumAttempts: 3 },
+});
+const telephony = proxyActivities<Activities>({
+  startToCloseTimeout: '15 seconds',
+  retry: { initialInterval: '500 milliseconds', maximumAttempts: 5 },
+});
+const analysis = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5 },
+});
+
+/** Long-running conversations stay well under Temporal's history limits. */
+const DEFAULT_MAX_TURNS_PER_RUN = 400;
+const TRANSCRIPT_IN_MEMORY = 50;
+
+function speakActivity(taskQueue: string | undefined) {
+  return proxyActivities<Activities>({
+    taskQueue,
+    startToCloseTimeout: '90 seconds',
+    heartbeatTimeout: '20 seconds',
+    retry: { initialInterval: '500 milliseconds', maximumInterval: '5 seconds', maximumAttempts: 4 },
+  }).speak;
+}
+
+export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkflowResult> {
+  const info = workflowInfo();
+  const carried = input.carried;
+  const nowIso = workflowNowIso;
+
+  let status: CallStatus = carried?.status ?? 'ringing';
+  let disposition: string | undefined;
+  let endReason: string | undefined;
+  let lastTurnId = carried?.lastTurnId ?? 0;
+  let nextSeq = carried?.nextSeq ?? 1;
+  let llmTokens = carried?.llmTokens ?? 0;
+  const startedAt = carried?.startedAt ?? nowIso();
+  let answeredAt = carried?.answeredAt;
+  let turnsThisRun = 0;
+  let opened = Boolean(carried);
+  let ended = false;
+  let hangupRequested: string | undefined;
+  let finalProviderStatus: CallStatus | undefined;
+  let lastActivityAt = workflowNow();
+  const transcript: TranscriptEntry[] = [];
+  const pendingTurns: TranscriptEntry[] = [];
+  let engine: EngineState | undefined = carried?.engine;
+  let definition: AgentDefinition | undefined = carried?.definition;
+  let openReply: AgentReply | undefined;
+  /** Where speech goes by default: the relay holding the caller's audio once it connects. */
+  let defaultSpeakQueue = input.speakTaskQueue;
+
+  // Serialises turn processing: Temporal may run update handlers concurrently.
+  let busy = false;
+  const exclusive = async <T>(work: () => Promise<T>): Promise<T> => {
+    await condition(() => !busy);
+    busy = true;
+    try {
+      return await work();
+    } finally {
+      busy = false;
+    }
+  };
+
+  const setStatus = async (next: CallStatus) => {
+    if (status === next) return;
+    status = next;
+    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.CallStatus, value: next }]);
+    if (next === 'in-progress' && !answeredAt) answeredAt = nowIso();
+    await records.recordCallStatus({ tenantId: input.tenantId, callId: input.callId, status: next, answeredAt });
+  };
+
+  const append = (entry: Omit<TranscriptEntry, 'seq' | 'at'>) => {
+    const full: TranscriptEntry = { ...entry, seq: nextSeq++, at: nowIso() };
+    transcript.push(full);
+    if (transcript.length > TRANSCRIPT_IN_MEMORY) transcript.shift();
+    pendingTurns.push(full);
+  };
+
+  const flushTurns = async () => {
+    if (pendingTurns.length === 0) return;
+    const batch = pendingTurns.splice(0, pendingTurns.length);
+    await records.recordTurns({ tenantId: input.tenantId, callId: input.callId, turns: batch });
+  };
+
+  const context = (): EngineContext => ({
+    now: nowIso(),
+    timeZone: 'UTC',
+    contact: input.contact ?? {},
+    call: { from: input.from, to: input.to, direction: input.direction, channel: input.channel },
+  });
+
+  /**
+   * Runs the engine from an event until it waits for the caller or ends, performing every effect:
+   * speech (batched per turn), LLM generation, tool calls, transfer, end.
+   */
+  const runEngine = async (
+    first: (def: AgentDefinition) => EngineStep,
+    turnId: number,
+    speakQueue: string | undefined,
+  ): Promise<AgentReply> => {
+    const def = definition!;
+    const speak = speakActivity(speakQueue ?? defaultSpeakQueue);
+    let step = first(def);
+    const said: string[] = [];
+    let pendingSay: { nodeId: string; texts: string[] } | undefined;
+    const sayNow = async () => {
+      if (!pendingSay) return;
+      const text = pendingSay.texts.join(' ');
+      const nodeId = pendingSay.nodeId;
+      pendingSay = undefined;
+      const spoken: SpeakResult = await speak({ tenantId: input.tenantId, callId: input.callId, turnId, text });
+      said.push(spoken.heardText);
+      append({ role: 'agent', text: spoken.text, heardText: spoken.heardText, interrupted: spoken.interrupted, nodeId, turnId, timings: spoken.timings });
+    };
+
+    for (;;) {
+      engine = step.state;
+      let next: EngineEvent | undefined;
+      for (const effect of step.effects) {
+        if (effect.type === 'say') {
+          if (pendingSay && pendingSay.nodeId !== effect.nodeId) await sayNow();
+          pendingSay ??= { nodeId: effect.nodeId, texts: [] };
+          pendingSay.texts.push(effect.text);
+          continue;
+        }
+        next = await perform(effect);
+      }
+      if (!next) break;
+      step = advanceEngine(def, engine, next, context());
+    }
+    await sayNow();
+    await flushTurns();
+    return {
+      text: said.filter(Boolean).join(' '),
+      nodeId: engine!.nodeId,
+      slots: engine!.slots,
+      hints: listeningHints(def, engine!),
+      ended,
+      status,
+      disposition,
+    };
+
+    /** Performs a terminal effect; returns the event to feed back, or undefined when the engine waits or ends. */
+    async function perform(effect: Exclude<EngineEffect, { type: 'say' }>): Promise<EngineEvent | undefined> {
+      switch (effect.type) {
+        case 'await_input':
+          return undefined;
+        case 'call_llm': {
+          await sayNow();
+          const spoken = await speak({ tenantId: input.tenantId, callId: input.callId, turnId, llm: effect.request });
+          const result: LlmResult = spoken.llm ?? {
+            content: spoken.text,
+            toolCalls: [],
+            finishReason: 'stop',
+            usage: { promptTokens: 0, completionTokens: 0 },
+            timings: { firstTokenMs: null, totalMs: 0 },
+          };
+          llmTokens += result.usage.promptTokens + result.usage.completionTokens;
+          if (spoken.heardText) {
+            said.push(spoken.heardText);
+            append({ role: 'agent', text: spoken.text, heardText: spoken.heardText, interrupted: spoken.interrupted, nodeId: effect.nodeId, turnId, timings: spoken.timings });
+          }
+          // What the caller heard is what the model must believe it said.
+          return { type: 'llm_result', result: { ...result, content: spoken.interrupted ? spoken.heardText : result.content } };
+        }
+        case 'call_tool': {
+          await sayNow();
+          const tool = definition!.tools.find((t) => t.name === effect.tool);
+          if (!tool) return { type: 'tool_result', ok: false, body: null, error: `unknown tool ${effect.tool}` };
+          try {
+            const result = await tools.callTool({
+              tool,
+              args: effect.args,
+              callId: input.callId,
+              tenantId: input.tenantId,
+              toolCallId: effect.toolCallId ?? `${effect.nodeId}:${turnId}`,
+            });
+            append({ role: 'tool', text: `${tool.name} → ${result.status}`, interrupted: false, nodeId: effect.nodeId, turnId });
+            return { type: 'tool_result', ok: result.ok, status: result.status, body: result.body };
+          } catch (err) {
+            const failure = toolFailure(err);
+            append({ role: 'tool', text: `${tool.name} failed: ${failure.error}`, interrupted: false, nodeId: effect.nodeId, turnId });
+            return { type: 'tool_result', ok: false, status: failure.status, body: failure.body, error: failure.error };
+          }
+        }
+        case 'transfer': {
+          await sayNow();
+          if (input.channel === 'voice' && input.providerCallSid) {
+            await telephony.transferCall({ callSid: input.providerCallSid, to: effect.to });
+          }
+          append({ role: 'system', text: `transferred to ${effect.to}`, interrupted: false, nodeId: effect.nodeId, turnId });
+          await finish('transferred', effect.disposition);
+          return undefined;
+        }
+        case 'end': {
+          await sayNow();
+          await finish(effect.disposition === 'failed' ? 'failed' : 'completed', effect.disposition, effect.reason);
+          if (input.channel === 'voice' && input.providerCallSid) {
+            await telephony.hangUpCall({ callSid: input.providerCallSid });
+          }
+          return undefined;
+        }
+      }
+    }
+  };
+
+  const finish = async (finalStatus: CallStatus, finalDisposition: string, reason?: string) => {
+    if (ended) return;
+    ended = true;
+    disposition = finalDisposition;
+    endReason = reason;
+    await setStatus(finalStatus);
+  };
+
+  const open = async (speakQueue?: string): Promise<AgentReply> => {
+    if (openReply) return openReply;
+    opened = true;
+    await setStatus('in-progress');
+    openReply = await runEngine((def) => startEngine(def, context()), 0, speakQueue);
+    lastActivityAt = workflowNow();
+    return openReply;
+  };
+
+  // --- handlers --------------------------------------------------------------------------------
+  setHandler(openConversationUpdate, (req) => exclusive(() => open(req.speakTaskQueue)), {
+    validator: (_req: OpenConversationInput) => {
+      if (ended && !openReply) throw new Error('The conversation has already ended');
+    },
+  });
+
+  setHandler(
+    userTurnUpdate,
+    async (req: UserTurnInput) => {
+      // Claimed at once (before waiting for the lock) so a later duplicate is rejected as stale.
+      lastTurnId = req.turnId;
+      return exclusive(async () => {
+        if (!opened) await open(req.speakTaskQueue);
+        lastActivityAt = workflowNow();
+        turnsThisRun += 1;
+        append({ role: 'caller', text: req.text.trim(), interrupted: false, nodeId: engine?.nodeId, turnId: req.turnId, timings: req.timings });
+        if (ended) {
+          await flushTurns();
+          return { turnId: req.turnId, text: '', nodeId: engine!.nodeId, slots: engine!.slots, hints: listeningHints(definition!, engine!), ended, status, disposition };
+        }
+        const reply = await runEngine(
+          (def) => advanceEngine(def, engine!, { type: 'user_input', text: req.text.trim() }, context()),
+          req.turnId,
+          req.speakTaskQueue,
+        );
+        return { ...reply, turnId: req.turnId };
+      });
+    },
+    {
+      validator: (req: UserTurnInput) => {
+        if (typeof req?.text !== 'string' || req.text.trim() === '') throw new Error('userTurn: text must not be empty');
+        if (!Number.isInteger(req.turnId) || req.turnId <= lastTurnId) {
+          throw new Error(`userTurn: turnId ${req?.turnId} is stale (last accepted turn is ${lastTurnId})`);
+        }
+        if (ended) throw new Error('userTurn: the conversation has ended');
+      },
+    },
+  );
+
+  setHandler(mediaConnectedSignal, ({ relayInstanceId }) => {
+    // Voice: the relay has the caller's audio; speech now goes out on the relay's own queue.
+    defaultSpeakQueue = relayTaskQueue(relayInstanceId);
+    if (!opened) void exclusive(() => open());
+  });
+  setHandler(dtmfSignal, ({ digits }) => {
+    if (ended || !engine) return;
+    void exclusive(async () => {
+      if (ended) return;
+      append({ role: 'caller', text: `[dtmf ${digits}]`, interrupted: false, nodeId: engine!.nodeId });
+      await runEngine((def) => advanceEngine(def, engine!, { type: 'dtmf', digits }, context()), lastTurnId, undefined);
+    });
+  });
+  setHandler(hangupSignal, ({ reason }) => {
+    hangupRequested ??= reason;
+  });
+  setHandler(callStatusSignal, ({ status: providerStatus }) => {
+    if (['completed', 'busy', 'no-answer', 'failed', 'canceled'].includes(providerStatus)) {
+      finalProviderStatus ??= providerStatus;
+      hangupRequested ??= `provider status ${providerStatus}`;
+    } else if (providerStatus === 'in-progress' && !opened) {
+      answeredAt ??= nowIso();
+    }
+  });
+  setHandler(stateQuery, () => ({
+    callId: input.callId,
+    status,
+    disposition,
+    nodeId: engine?.nodeId ?? definition?.flow.startNodeId ?? '',
+    slots: engine?.slots ?? {},
+    lastTurnId,
+    agentVersionId: input.agentVersionId,
+    opened,
+    ended,
+    runs: (carried?.runs ?? 0) + 1,
+  }));
+  setHandler(transcriptQuery, () => [...transcript]);
+
+  // --- the conversation -------------------------------------------------------------------------
+  if (!carried) {
+    upsertSearchAttributes([
+      { key: SEARCH_ATTRIBUTES.TenantId, value: input.tenantId },
+      { key: SEARCH_ATTRIBUTES.AgentId, value: input.agentId },
+      { key: SEARCH_ATTRIBUTES.CallDirection, value: input.direction },
+      { key: SEARCH_ATTRIBUTES.CallStatus, value: status },
+      ...(input.campaignId ? [{ key: SEARCH_ATTRIBUTES.CampaignId, value: input.campaignId }] : []),
+      ...((input.direction === 'inbound' ? input.from : input.to)
+        ? [{ key: SEARCH_ATTRIBUTES.PhoneNumber, value: (input.direction === 'inbound' ? input.from : input.to)! }]
+        : []),
+    ]);
+    const loaded = await records.loadAgentDefinition({
+      tenantId: input.tenantId,
+      agentId: input.agentId,
+      agentVersionId: input.agentVersionId,
+    });
+    definition = loaded.definition;
+    await records.recordCallStarted({
+      tenantId: input.tenantId,
+      callId: input.callId,
+      workflowId: info.workflowId,
+      agentId: input.agentId,
+      agentVersionId: input.agentVersionId,
+      direction: input.direction,
+      channel: input.channel,
+      from: input.from,
+      to: input.to,
+      contactId: input.contactId,
+      campaignId: input.campaignId,
+      providerCallSid: input.providerCallSid,
+      status,
+      startedAt,
+    });
+  }
+  const def = definition!;
+  const deadline = new Date(startedAt).getTime() + def.maxCallDurationSeconds * 1000;
+  const maxTurnsPerRun = input.options?.maxTurnsPerRun ?? DEFAULT_MAX_TURNS_PER_RUN;
+  const idleMs = (input.options?.idleTimeoutSeconds ?? (input.channel === 'text' ? 1800 : 0)) * 1000;
+
+  for (;;) {
+    const wakeAt = Math.min(deadline, idleMs ? lastActivityAt + idleMs : deadline);
+    const woke = await condition(
+      () =>
+        ended ||
+        hangupRequested !== undefined ||
+        (!busy &&
+          allHandlersFinished() &&
+          (turnsThisRun >= maxTurnsPerRun || workflowInfo().continueAsNewSuggested)),
+      Math.max(1, wakeAt - workflowNow()),
+    );
+    if (ended) break;
+    if (hangupRequested !== undefined) {
+      // Let a turn in flight finish first; then the caller is gone.
+      await condition(() => !busy);
+      if (!ended) {
+        const providerStatus = finalProviderStatus;
+        const finalStatus: CallStatus =
+          providerStatus && providerStatus !== 'completed' ? providerStatus : opened ? 'completed' : 'no-answer';
+        const byUser = input.channel === 'voice' ? 'caller_hung_up' : 'user_ended';
+        await finish(finalStatus, opened ? byUser : finalStatus, hangupRequested);
+      }
+      break;
+    }
+    if (!woke) {
+      if (workflowNow() >= deadline) {
+        await exclusive(async () => {
+          if (ended) return;
+          append({ role: 'system', text: 'maximum call duration reached', interrupted: false, nodeId: engine?.nodeId });
+          await flushTurns();
+          await finish('completed', 'max_duration', `the call reached its ${def.maxCallDurationSeconds} s limit`);
+        });
+      } else {
+        await exclusive(async () => {
+          if (ended) return;
+          await finish('completed', 'idle_timeout', 'no message from the user');
+        });
+      }
+      break;
+    }
+    // Continue-as-new: the transcript is in PostgreSQL; only compact state travels.
+    await flushTurns();
+    const next: CarriedCallState = {
+      definition: def,
+      engine: engine!,
+      status,
+      lastTurnId,
+      nextSeq,
+      startedAt,
+      answeredAt,
+      llmTokens,
+      runs: (carried?.runs ?? 0) + 1,
+    };
+    await continueAsNew<typeof callWorkflow>({ ...input, carried: next });
+  }
+
+  // --- after the call ---------------------------------------------------------------------------
+  await flushTurns();
+  const endedAt = nowIso();
+  const durationSeconds = Math.max(0, Math.round((workflowNow() - new Date(answeredAt ?? startedAt).getTime()) / 1000));
+  await records.recordCallEnded({
+    tenantId: input.tenantId,
+    callId: input.callId,
+    status,
+    disposition: disposition ?? status,
+    reason: endReason,
+    endedAt,
+    durationSeconds,
+    slots: engine?.slots ?? {},
+    llmTokens,
+  });
+  const callAnalysis = await analysis.analyzeCall({
+    llm: def.llm,
+    transcript: await records.loadTranscript({ tenantId: input.tenantId, callId: input.callId }),
+    successCriteria: def.analysis.successCriteria,
+    structuredDataSchema: def.analysis.structuredDataSchema,
+    disposition,
+  });
+  if (callAnalysis.status === 'completed') {
+    llmTokens += callAnalysis.usage.promptTokens + callAnalysis.usage.completionTokens;
+  }
+  await records.saveCallAnalysis({
+    tenantId: input.tenantId,
+    callId: input.callId,
+    analysis: callAnalysis as unknown as Record<string, unknown>,
+    summary: callAnalysis.status === 'completed' ? callAnalysis.summary : undefined,
+  });
+  const usage = await records.recordUsage({
+    tenantId: input.tenantId,
+    callId: input.callId,
+    billableSeconds: answeredAt ? durationSeconds : 0,
+    llmTokens,
+    periodStart: endedAt,
+  });
+  const result: CallWorkflowResult = {
+    callId: input.callId,
+    status,
+    disposition: disposition ?? status,
+    reason: endReason,
+    durationSeconds,
+    slots: engine?.slots ?? {},
+  };
+  // The customer's webhook may be down for hours: its delivery outlives this workflow.
+  await startChild(customerWebhookWorkflow, {
+    workflowId: `webhook:${input.tenantId}:call.ended:${input.callId}`,
+    taskQueue: 'integrations',
+    parentClosePolicy: ParentClosePolicy.ABANDON,
+    args: [
+      {
+        tenantId: input.tenantId,
+        event: 'call.ended',
+        eventId: `call.ended:${input.callId}`,
+        payload: { ...result, agentId: input.agentId, agentVersionId: input.agentVersionId, usageRecordId: usage.usageRecordId, direction: input.direction, channel: input.channel },
+      },
+    ],
+  });
+  return result;
+}
+
+function toolFailure(err: unknown): { error: string; status?: number; body: unknown } {
+  const cause = (err as { cause?: unknown }).cause;
+  if (cause instanceof ApplicationFailure) {
+    const details = (cause.details?.[0] ?? {}) as { status?: number; body?: unknown };
+    return { error: cause.message, status: details.status, body: details.body ?? null };
+  }
+  return { error: err instanceof Error ? err.message : String(err), body: null };
+}
