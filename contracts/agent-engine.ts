@@ -3,6 +3,9 @@
  * drives. Events go in; effects come out: zero or more `say`, then exactly one of `await_input`,
  * `call_llm`, `call_tool`, `transfer`, `end`. The workflow performs that last effect (an activity or
  * a wait) and feeds its outcome back as the next event.
+ *
+ * The performer of `call_llm` delivers the model's words to the listener as they stream; the engine
+ * therefore never emits a `say` for an `llm_result`'s content.
  */
 import type { SlotType } from './agent-definition';
 import type { ChatMessage, LlmRequest, LlmResult, ToolCall } from './llm';

@@ -53,6 +53,8 @@ export interface CallWorkflowInput {
   contact?: Record<string, unknown>;
   campaignId?: string;
   providerCallSid?: string;
+  /** IANA zone in which the caller's dates and times are read and said (the tenant's or the contact's). */
+  timeZone?: string;
   /** Where `speak` runs when a turn does not say (text replies: the calls queue itself). */
   speakTaskQueue?: string;
   /** Test and tuning knobs; production leaves them unset. */

@@ -159,7 +159,8 @@ describe('appointment booking flow', () => {
 
     step = call.say('tomorrow at 3pm');
     expect(step.state.slots).toEqual({ name: 'Grace Hopper', when: '2025-03-07T15:00:00-05:00' });
-    expect(spoken(step)).toEqual(['So that is 2025-03-07T15:00:00-05:00 for Grace Hopper. Shall I book it?']);
+    // Stored exactly (ISO 8601), said as a person would, in the caller's zone.
+    expect(spoken(step)).toEqual(['So that is Friday, March 7 at 3:00 PM for Grace Hopper. Shall I book it?']);
 
     step = call.say('Yes please');
     expect(step.effects).toEqual([
@@ -366,7 +367,7 @@ describe('global intents', () => {
 
   it('match whole words only', () => {
     const call = new Conversation(booking);
-    expect(call.say('My name is Reagent Smith').state.slots).toEqual({ name: 'Reagent Smith' });
+    expect(call.say('Reagent Smith').state.slots).toEqual({ name: 'Reagent Smith' });
     expect(final(call.say('OPERATOR!')).type).toBe('transfer');
   });
 
@@ -757,10 +758,12 @@ describe('llm nodes', () => {
       '### Opening hours\nMonday to Friday, 9 to 5.',
       'booked, wants_human, other',
       COMPLETE_STEP_TOOL,
-      '2025-03-06T14:00:00.000Z',
-      'America/New_York',
+      'It is now Thursday 2025-03-06 09:00 (America/New_York).',
     ])
       expect(system!.content).toContain(part);
+    // Static parts first (prompt caching), the clock and the slots last.
+    expect(system!.content!.indexOf('Opening hours')).toBeLessThan(system!.content!.indexOf('It is now'));
+    expect(system!.content!.indexOf('Find out what')).toBeLessThan(system!.content!.indexOf('- name: Grace'));
     expect(effect.request.tools.map((t) => t.name)).toEqual([
       'check_availability',
       'book_appointment',
@@ -811,8 +814,8 @@ describe('llm nodes', () => {
   it('says a plain reply, waits for the caller, and sends the growing conversation back', () => {
     const call = intoTriage();
     let step = call.send(reply('Hi Grace, how can I help?'));
+    // The model's words were spoken by whoever performed call_llm: no `say` for them.
     expect(step.effects).toEqual([
-      { type: 'say', nodeId: 'triage', text: 'Hi Grace, how can I help?' },
       {
         type: 'await_input',
         nodeId: 'triage',
@@ -848,7 +851,6 @@ describe('llm nodes', () => {
     ];
     let step = call.send(reply('Let me check.', calls));
     expect(step.effects).toEqual([
-      { type: 'say', nodeId: 'triage', text: 'Let me check.' },
       {
         type: 'call_tool',
         nodeId: 'triage',
@@ -891,7 +893,7 @@ describe('llm nodes', () => {
     expect(step.state.llm).toMatchObject({ turns: 2, pendingToolCalls: [] });
   });
 
-  it('completes the step: stores slots, says the content, follows the outcome edge and drops the conversation', () => {
+  it('completes the step: stores slots, follows the outcome edge and drops the conversation', () => {
     const call = intoTriage();
     const step = call.send(
       reply('Great, you are all set.', [
@@ -903,7 +905,6 @@ describe('llm nodes', () => {
       ]),
     );
     expect(step.effects).toEqual([
-      { type: 'say', nodeId: 'triage', text: 'Great, you are all set.' },
       { type: 'say', nodeId: 'booked', text: 'See you then, Grace!' },
       { type: 'end', nodeId: 'booked', disposition: 'booked' },
     ]);

@@ -58,7 +58,8 @@ it('books an appointment end to end: transcript, slots, disposition, call record
   expect(name.body.text).toContain('What day and time');
 
   const when = await say(callId, 'tomorrow at 3pm');
-  expect(when.body.text).toContain('Just to confirm, Ada Lovelace');
+  // Said the way a person would say it; stored exactly (ISO 8601) for tools.
+  expect(when.body.text).toMatch(/Just to confirm, Ada Lovelace, you'd like \w+day, \w+ \d{1,2} at 3:00 PM\. Is that right\?/);
   expect(when.body.slots.when).toMatch(/^\d{4}-\d{2}-\d{2}T15:00/);
 
   const confirm = await say(callId, 'yes please');

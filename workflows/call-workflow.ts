@@ -140,7 +140,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
 
   const context = (): EngineContext => ({
     now: nowIso(),
-    timeZone: 'UTC',
+    timeZone: input.timeZone ?? 'UTC',
     contact: input.contact ?? {},
     call: { from: input.from, to: input.to, direction: input.direction, channel: input.channel },
   });
@@ -270,6 +270,8 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
 
   const open = async (speakQueue?: string): Promise<AgentReply> => {
     if (openReply) return openReply;
+    // An update can arrive with the start itself, before the definition has been loaded.
+    await condition(() => definition !== undefined);
     opened = true;
     await setStatus('in-progress');
     openReply = await runEngine((def) => startEngine(def, context()), 0, speakQueue);

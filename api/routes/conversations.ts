@@ -26,7 +26,7 @@ import {
   type UserTurnResult,
 } from '../../contracts/call';
 import { SEARCH_ATTRIBUTES } from '../../contracts';
-import { Agent, AgentVersion, Call } from '../../db/entities';
+import { Agent, AgentVersion, Call, Tenant } from '../../db/entities';
 import { withTenant } from '../../db/tenant-context';
 import type { ApiDeps } from '../deps';
 import { AppError, ConflictError, NotFoundError } from '../errors';
@@ -87,7 +87,9 @@ export function registerConversationRoutes(api: ApiRouter, deps: ApiDeps): void 
       const pinned = await withTenant(deps.orm, auth.tenantId, async (em) => {
         const agent = await em.findOne(Agent, { id: body.agentId, archivedAt: null });
         if (!agent) throw new NotFoundError('Agent', body.agentId);
-        if (body.version === 'draft') return { agentVersionId: null, version: null };
+        const tenant = await em.findOneOrFail(Tenant, { id: auth.tenantId });
+        const timeZone = tenant.timeZone;
+        if (body.version === 'draft') return { agentVersionId: null, version: null, timeZone };
         const version = body.version
           ? await em.findOne(AgentVersion, { agentId: agent.id, version: body.version })
           : agent.publishedVersionId
@@ -97,7 +99,7 @@ export function registerConversationRoutes(api: ApiRouter, deps: ApiDeps): void 
           if (body.version) throw new NotFoundError('Agent version', String(body.version));
           throw new ConflictError('AGENT_NOT_PUBLISHED', 'The agent has no published version; publish it or use version "draft"');
         }
-        return { agentVersionId: version.id, version: version.version };
+        return { agentVersionId: version.id, version: version.version, timeZone };
       });
       const callId = randomUUID();
       const workflowId = callWorkflowId(callId);
@@ -110,6 +112,7 @@ export function registerConversationRoutes(api: ApiRouter, deps: ApiDeps): void 
         channel: 'text',
         from: body.from,
         contact: body.contact,
+        timeZone: pinned.timeZone,
       };
       const start = new WithStartWorkflowOperation(CALL_WORKFLOW, {
         workflowId,
@@ -124,7 +127,10 @@ export function registerConversationRoutes(api: ApiRouter, deps: ApiDeps): void 
       const reply = await deps.temporal.workflow
         .executeUpdateWithStart(openConversationUpdate, { args: [{}], startWorkflowOperation: start })
         .catch(updateError);
-      return { status: 201, body: { callId, workflowId, ...pinned, reply } };
+      return {
+        status: 201,
+        body: { callId, workflowId, agentVersionId: pinned.agentVersionId, version: pinned.version, reply },
+      };
     },
   });
 

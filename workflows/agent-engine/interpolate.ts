@@ -9,6 +9,42 @@ export interface InterpolationVars {
   slots: Readonly<Record<string, SlotValue>>;
   contact: Readonly<Record<string, unknown>>;
   call: Readonly<Partial<EngineContext['call']>>;
+  /** Dates and times in spoken text are said in this zone and language (default UTC, en-US). */
+  timeZone?: string;
+  language?: string;
+}
+
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/;
+
+/**
+ * A datetime slot holds ISO 8601 (exact, for tools); said aloud it reads like speech:
+ * "Monday, March 10 at 3:00 PM". Intl is deterministic for a given zone, so this is replay-safe.
+ */
+function spoken(value: string, vars: InterpolationVars): string {
+  const locale = vars.language ?? 'en-US';
+  try {
+    if (ISO_DATE_TIME.test(value)) {
+      return new Intl.DateTimeFormat(locale, {
+        timeZone: vars.timeZone ?? 'UTC',
+        weekday: 'long',
+        month: 'long',
+        day: 'numeric',
+        hour: 'numeric',
+        minute: '2-digit',
+      })
+        .format(new Date(value))
+        .replace(/, (\d{1,2}:\d{2})/, ' at $1');
+    }
+    if (ISO_DATE.test(value)) {
+      return new Intl.DateTimeFormat(locale, { timeZone: 'UTC', weekday: 'long', month: 'long', day: 'numeric' }).format(
+        new Date(`${value}T12:00:00Z`),
+      );
+    }
+  } catch {
+    // An unknown zone or locale: say the value as stored.
+  }
+  return value;
 }
 
 const TEMPLATE = /\{\{\s*([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*\}\}/g;
@@ -16,7 +52,10 @@ const WHOLE_TEMPLATE = /^\s*\{\{\s*([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*\}\}\s*$/;
 
 /** Renders every `{{path}}` in the template as text. */
 export function interpolate(template: string, vars: InterpolationVars): string {
-  return template.replace(TEMPLATE, (_whole, path: string) => render(resolvePath(path, vars)));
+  return template.replace(TEMPLATE, (_whole, path: string) => {
+    const value = resolvePath(path, vars);
+    return typeof value === 'string' ? spoken(value, vars) : render(value);
+  });
 }
 
 /**

@@ -9,7 +9,7 @@ import type { AgentDefinition, NodeOf } from '../../contracts/agent-definition';
 import { COMPLETE_STEP_TOOL, type EngineEvent, type EngineState } from '../../contracts/agent-engine';
 import type { ChatMessage, LlmRequest, LlmResult, ToolCall, ToolSpec } from '../../contracts/llm';
 import { stop, type FlowRun, type Transition } from './flow-run';
-import { toSlotValue } from './slots';
+import { describeLocalTime, toSlotValue } from './slots';
 
 export type LlmNode = NodeOf<'llm'>;
 type LlmConversation = NonNullable<EngineState['llm']>;
@@ -124,7 +124,8 @@ function onModelReply(
   const assistant: ChatMessage = calls.length
     ? { role: 'assistant', content: content || null, toolCalls: calls }
     : { role: 'assistant', content };
-  run.sayVerbatim(node.id, content);
+  // No `say` for the model's words: whoever performed `call_llm` already delivered them as they
+  // streamed (the contract in contracts/agent-engine.ts).
   const next: LlmConversation = {
     ...conversation,
     messages: [...conversation.messages, assistant],
@@ -320,22 +321,16 @@ export function completeStepTool(node: LlmNode): ToolSpec {
   };
 }
 
+/**
+ * The system message. What stays the same turn after turn (persona, knowledge, the step) comes
+ * first and what changes (the clock, the slots) last, so providers' prompt caching can reuse the
+ * long prefix.
+ */
 function systemPrompt(run: FlowRun, state: EngineState, node: LlmNode): string {
   const { def, ctx } = run;
   const sections: string[] = [];
   const persona = run.text(def.persona.systemPrompt, state);
   if (persona) sections.push(persona);
-  sections.push(`## Current step\n${run.text(node.goal, state)}`);
-  const medium =
-    ctx.call.channel === 'text'
-      ? 'You are chatting with the user in text.'
-      : 'You are speaking with the caller on the phone: keep replies short and natural to say aloud, with no lists or markdown.';
-  sections.push(`## Conversation\n${medium}\nCurrent time: ${ctx.now} (time zone ${ctx.timeZone}).`);
-
-  const known = Object.entries(state.slots).filter(([, value]) => value !== null && value !== '');
-  sections.push(
-    `## Known so far\n${known.length ? known.map(([name, value]) => `- ${name}: ${String(value)}`).join('\n') : 'Nothing yet.'}`,
-  );
 
   if (def.knowledge.length > 0) {
     sections.push(
@@ -347,9 +342,21 @@ function systemPrompt(run: FlowRun, state: EngineState, node: LlmNode): string {
     ? `Outcomes: ${node.outcomes.join(', ')}.`
     : 'Describe the outcome in a word or two.';
   sections.push(
-    `## Finishing the step\nWhen the goal is achieved, or clearly cannot be, call \`${COMPLETE_STEP_TOOL}\` with the outcome, ` +
+    `## Current step\n${run.text(node.goal, state)}\n\n` +
+      `When the goal is achieved, or clearly cannot be, call \`${COMPLETE_STEP_TOOL}\` with the outcome, ` +
       `a one-sentence summary and, as slots, the facts you learned. ${outcomes} ` +
       'Never mention tools or steps to the caller.',
+  );
+
+  const medium =
+    ctx.call.channel === 'text'
+      ? 'You are chatting with the user in text.'
+      : 'You are speaking with the caller on the phone: keep replies short and natural to say aloud, with no lists or markdown.';
+  sections.push(`## Conversation\n${medium}\nIt is now ${describeLocalTime(ctx.now, ctx.timeZone)}.`);
+
+  const known = Object.entries(state.slots).filter(([, value]) => value !== null && value !== '');
+  sections.push(
+    `## Known so far\n${known.length ? known.map(([name, value]) => `- ${name}: ${String(value)}`).join('\n') : 'Nothing yet.'}`,
   );
   return sections.join('\n\n');
 }

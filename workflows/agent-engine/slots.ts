@@ -520,11 +520,12 @@ export function parseDateTime(text: string, now: string, timeZone: string): stri
   const reference = new Date(now);
   if (Number.isNaN(reference.getTime()) || !text.trim()) return undefined;
   const zone = validTimeZone(timeZone);
-  const result = chrono.parse(
-    text,
-    { instant: reference, timezone: offsetMinutes(reference, zone) },
-    { forwardDate: true },
-  )[0];
+  // Some of chrono's parsers read the reference through the machine's local clock, whatever zone
+  // they are told. So chrono gets a reference whose local clock shows the caller's wall time, and
+  // works in wall time throughout: the machine's own zone never leaks in, and every worker agrees.
+  const wall = wallTimeIn(reference, zone);
+  const localReference = new Date(wall.year, wall.month - 1, wall.day, wall.hour, wall.minute, wall.second);
+  const result = chrono.parse(text, localReference, { forwardDate: true })[0];
   if (!result) return undefined;
   const start = result.start;
   const year = start.get('year');
@@ -533,21 +534,36 @@ export function parseDateTime(text: string, now: string, timeZone: string): stri
   if (year === null || month === null || day === null) return undefined;
   if (!start.isCertain('hour')) return `${pad(year, 4)}-${pad(month)}-${pad(day)}`;
 
-  if (start.isCertain('timezoneOffset')) {
-    // An explicit zone ("3pm EST") or a span from now ("in two hours"): chrono knows the instant.
-    return formatInZone(start.date(), zone);
-  }
+  const minute = start.get('minute') ?? 0;
+  const second = start.get('second') ?? 0;
   let hour = start.get('hour') ?? 0;
-  const afternoon = !start.isCertain('meridiem') && hour >= 1 && hour <= 6;
+  const tags = result.tags();
+  const relative = tags.has('result/relativeDateAndTime') || tags.has('casualReference/now');
+  const namedOffset = start.isCertain('timezoneOffset') && !relative ? start.get('timezoneOffset') : null;
+  if (namedOffset !== null) {
+    // The caller named a zone ("3pm EST"): that wall time there.
+    const instant = Date.UTC(year, month - 1, day, hour, minute, second) - namedOffset * 60_000;
+    return formatInZone(new Date(instant), zone);
+  }
+  const afternoon = !start.isCertain('meridiem') && !relative && hour >= 1 && hour <= 6;
   if (afternoon) hour += 12;
-  let instant = zonedTimeToInstant(
-    { year, month, day, hour, minute: start.get('minute') ?? 0, second: start.get('second') ?? 0 },
-    zone,
-  );
+  let instant = zonedTimeToInstant({ year, month, day, hour, minute, second }, zone);
   // forwardDate moved "at 3" (read as 3 a.m.) to tomorrow; as 3 p.m. it may still be today.
   const dayNamed = start.isCertain('day') || start.isCertain('weekday');
   if (afternoon && !dayNamed && instant - 86_400_000 > reference.getTime()) instant -= 86_400_000;
   return formatInZone(new Date(instant), zone);
+}
+
+const WEEKDAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
+
+/** "Thursday 2025-03-06 09:00 (America/New_York)": the caller's local time, for the model. */
+export function describeLocalTime(now: string, timeZone: string): string {
+  const instant = new Date(now);
+  if (Number.isNaN(instant.getTime())) return now;
+  const zone = validTimeZone(timeZone);
+  const wall = wallTimeIn(instant, zone);
+  const weekday = WEEKDAYS[new Date(Date.UTC(wall.year, wall.month - 1, wall.day)).getUTCDay()]!;
+  return `${weekday} ${pad(wall.year, 4)}-${pad(wall.month)}-${pad(wall.day)} ${pad(wall.hour)}:${pad(wall.minute)} (${zone})`;
 }
 
 interface WallTime {
