@@ -71,7 +71,30 @@ export function createCallRecordActivities({ orm }: CallRecordDeps) {
             nonRetryable: true,
           });
         }
-        return { definition: parsed.data, agentVersionId: input.agentVersionId, version };
+        // Tool signing secrets stay in PostgreSQL: history (and the Web UI) never shows them.
+        const definition = {
+          ...parsed.data,
+          tools: parsed.data.tools.map((tool) => ({ ...tool, signingSecret: '' })),
+        };
+        return { definition, agentVersionId: input.agentVersionId, version };
+      });
+    },
+
+    /** The signing secret of one of an agent's tools, read where the definition lives. */
+    async toolSigningSecret(input: {
+      tenantId: string;
+      agentId?: string;
+      agentVersionId?: string | null;
+      toolName: string;
+    }): Promise<string> {
+      if (!input.agentId) return '';
+      return withTenant(orm, input.tenantId, async (em) => {
+        const raw = input.agentVersionId
+          ? (await em.findOne(AgentVersion, { id: input.agentVersionId, agentId: input.agentId }))?.definition
+          : (await em.findOne(Agent, { id: input.agentId }))?.draft;
+        const tools =
+          (raw as { tools?: { name?: string; signingSecret?: string }[] } | undefined)?.tools ?? [];
+        return tools.find((t) => t.name === input.toolName)?.signingSecret ?? '';
       });
     },
 
@@ -132,7 +155,11 @@ export function createCallRecordActivities({ orm }: CallRecordDeps) {
     },
 
     /** Appends turns; a seq already stored is left as it was (a retry or replay writes nothing twice). */
-    async recordTurns(input: { tenantId: string; callId: string; turns: TranscriptEntry[] }): Promise<number> {
+    async recordTurns(input: {
+      tenantId: string;
+      callId: string;
+      turns: TranscriptEntry[];
+    }): Promise<number> {
       if (input.turns.length === 0) return 0;
       return withTenant(orm, input.tenantId, async (em) => {
         const values = input.turns.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?)').join(', ');
@@ -164,10 +191,9 @@ export function createCallRecordActivities({ orm }: CallRecordDeps) {
       callId: string;
     }): Promise<{ role: 'caller' | 'agent' | 'tool' | 'system'; text: string }[]> {
       return withTenant(orm, input.tenantId, async (em) => {
-        const rows = await em.execute<{ role: 'caller' | 'agent' | 'tool' | 'system'; text: string; heard_text: string | null }[]>(
-          'select role, text, heard_text from call_turns where call_id = ? order by seq',
-          [input.callId],
-        );
+        const rows = await em.execute<
+          { role: 'caller' | 'agent' | 'tool' | 'system'; text: string; heard_text: string | null }[]
+        >('select role, text, heard_text from call_turns where call_id = ? order by seq', [input.callId]);
         return rows.map((r) => ({ role: r.role, text: r.heard_text ?? r.text }));
       });
     },
@@ -232,7 +258,14 @@ export function createCallRecordActivities({ orm }: CallRecordDeps) {
         em.execute(
           `insert into usage_records (id, tenant_id, call_id, kind, quantity, llm_tokens, period_start)
            values (?, ?, ?, 'call_seconds', ?, ?, ?) on conflict (call_id, kind) do nothing`,
-          [usageRecordId, input.tenantId, input.callId, input.billableSeconds, input.llmTokens, input.periodStart],
+          [
+            usageRecordId,
+            input.tenantId,
+            input.callId,
+            input.billableSeconds,
+            input.llmTokens,
+            input.periodStart,
+          ],
         ),
       );
       return { usageRecordId };

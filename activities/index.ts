@@ -23,15 +23,29 @@ export interface ActivityDeps {
 }
 
 export function createActivities(deps: ActivityDeps) {
+  const callRecords = createCallRecordActivities(deps);
   return {
     ...createTenantProvisioningActivities(deps),
-    ...createCallRecordActivities(deps),
+    ...callRecords,
     ...createSpeakActivities({ llmClients: deps.llmClients }),
     ...createLlmActivities({ llmClients: deps.llmClients }),
-    ...createToolCallActivities({ fetchImpl: deps.fetchImpl }),
+    ...createToolCallActivities({
+      fetchImpl: deps.fetchImpl,
+      resolveSigningSecret: (call) =>
+        callRecords.toolSigningSecret({
+          tenantId: call.tenantId,
+          agentId: call.agentId,
+          agentVersionId: call.agentVersionId,
+          toolName: call.tool.name,
+        }),
+    }),
     ...createPostCallAnalysisActivities(deps.llmClients),
     ...createTelephonyActivities({ twilio: deps.twilio }),
-    ...createCustomerWebhookActivities({ orm: deps.orm, encryptionKeys: deps.encryptionKeys, fetchImpl: deps.fetchImpl }),
+    ...createCustomerWebhookActivities({
+      orm: deps.orm,
+      encryptionKeys: deps.encryptionKeys,
+      fetchImpl: deps.fetchImpl,
+    }),
   };
 }
 
@@ -63,6 +77,9 @@ export function llmClientsFromConfig(config: Config): LlmClients {
 }
 
 /** The api's own `speak` (streamed SSE replies): only this activity, fed to the user's open stream. */
-export function createApiSpeakActivities(llmClients: LlmClients, sinkFor: (callId: string, turnId: number) => SpeechSink | undefined) {
+export function createApiSpeakActivities(
+  llmClients: LlmClients,
+  sinkFor: (callId: string, turnId: number) => SpeechSink | undefined,
+) {
   return createSpeakActivities({ llmClients, sinkFor });
 }

@@ -15,12 +15,16 @@ const MAX_RECORDED_BODY_BYTES = 2048;
 const RETRYABLE_CLIENT_STATUSES = new Set([408, 425, 429]);
 
 export interface ToolCallInput {
+  /** The tool as the workflow knows it; its `signingSecret` is empty there (secrets stay out of history). */
   tool: ToolDefinition;
   args: Record<string, unknown>;
   callId: string;
   tenantId: string;
   /** The model's tool call id, when an llm node asked for the call. */
   toolCallId?: string;
+  /** Where the tool is defined, for finding its signing secret. */
+  agentId?: string;
+  agentVersionId?: string | null;
 }
 
 export interface ToolCallResult {
@@ -32,6 +36,11 @@ export interface ToolCallResult {
 
 export interface ToolCallDeps {
   fetchImpl?: typeof fetch;
+  /**
+   * Finds the signing secret of a tool whose definition reached the workflow without it, so the
+   * secret never sits in workflow history (visible in the Temporal Web UI).
+   */
+  resolveSigningSecret?: (input: ToolCallInput) => Promise<string>;
 }
 
 /** The `X-Parley-Signature` value for a body sent at `timestamp` (unix seconds). */
@@ -87,7 +96,7 @@ function parseBody(text: string): unknown {
   }
 }
 
-export function createToolCallActivities({ fetchImpl = fetch }: ToolCallDeps = {}) {
+export function createToolCallActivities({ fetchImpl = fetch, resolveSigningSecret }: ToolCallDeps = {}) {
   return {
     /**
      * One signed request to `tool.url`. 2xx: the parsed body. 4xx: `ToolRejected`, not retried, with
@@ -96,6 +105,15 @@ export function createToolCallActivities({ fetchImpl = fetch }: ToolCallDeps = {
      */
     async callTool(input: ToolCallInput): Promise<ToolCallResult> {
       const { tool, args, callId, toolCallId } = input;
+      const signingSecret =
+        tool.signingSecret || (resolveSigningSecret ? await resolveSigningSecret(input) : '');
+      if (!signingSecret) {
+        throw ApplicationFailure.create({
+          type: 'ToolSecretMissing',
+          message: `tool '${tool.name}' has no signing secret`,
+          nonRetryable: true,
+        });
+      }
       const rawBody = JSON.stringify({ tool: tool.name, arguments: args, callId, toolCallId });
       const timestamp = Math.floor(Date.now() / 1000);
       const timeout = AbortSignal.timeout(tool.timeoutMs);
@@ -113,7 +131,7 @@ export function createToolCallActivities({ fetchImpl = fetch }: ToolCallDeps = {
             'Content-Type': 'application/json',
             Accept: 'application/json',
             'X-Parley-Timestamp': String(timestamp),
-            'X-Parley-Signature': signToolRequest(tool.signingSecret, timestamp, rawBody),
+            'X-Parley-Signature': signToolRequest(signingSecret, timestamp, rawBody),
             'Idempotency-Key': `${callId}:${toolCallId ?? tool.name}`,
           },
           body: rawBody,

@@ -17,6 +17,8 @@ export interface DevServerOptions {
   headless?: boolean;
   httpPort?: number;
   namespace?: string;
+  /** More namespaces to register (tests give each jest worker its own). */
+  extraNamespaces?: string[];
   /** SQLite file; omit for an in-memory server. */
   dbFile?: string;
   /** Trade durability for speed (tests). */
@@ -49,7 +51,9 @@ export function devServerArgs(options: DevServerOptions): string[] {
   if (options.headless || options.uiPort === undefined) args.push('--headless');
   else args.push('--ui-port', String(options.uiPort), '--ui-ip', ip);
   if (options.httpPort !== undefined) args.push('--http-port', String(options.httpPort));
-  if (options.namespace && options.namespace !== 'default') args.push('--namespace', options.namespace);
+  for (const namespace of [options.namespace, ...(options.extraNamespaces ?? [])]) {
+    if (namespace && namespace !== 'default') args.push('--namespace', namespace);
+  }
   if (options.dbFile) args.push('--db-filename', options.dbFile);
   if (options.fastSqlite)
     args.push('--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=OFF');

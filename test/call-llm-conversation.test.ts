@@ -4,7 +4,12 @@
  * goes back to the model, and the model ends the step through `complete_step`. Post-call analysis
  * then runs on the same peer and lands on the call record with the LLM tokens in the usage record.
  */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
 import request from 'supertest';
+import { workflowBundle } from '../workers/create-workers';
 import { callWorkflowId } from '../contracts/call';
 import { withTenant } from '../db/tenant-context';
 import { startOpenAiPeer, type OpenAiPeer } from './peers/openai-peer';
@@ -61,10 +66,18 @@ function supportAgent() {
       flow: {
         startNodeId: 'support',
         nodes: [
-          { id: 'support', type: 'llm', goal: 'Tell the caller where their order is.', tools: ['lookup_order'], outcomes: ['resolved'] },
+          {
+            id: 'support',
+            type: 'llm',
+            goal: 'Tell the caller where their order is.',
+            tools: ['lookup_order'],
+            outcomes: ['resolved'],
+          },
           { id: 'done', type: 'end', disposition: 'resolved', message: 'Goodbye!' },
         ],
-        edges: [{ id: 'e1', source: 'support', target: 'done', when: { kind: 'outcome', equals: 'resolved' } }],
+        edges: [
+          { id: 'e1', source: 'support', target: 'done', when: { kind: 'outcome', equals: 'resolved' } },
+        ],
       },
     },
   };
@@ -86,7 +99,9 @@ it('streams replies, calls a signed tool, feeds its result back and exits by too
   const created = await request(stack.app).post('/v1/agents').set(auth()).send(supportAgent());
   expect(created.status).toBe(201);
   const agentId: string = created.body.id;
-  expect((await request(stack.app).post(`/v1/agents/${agentId}/publish`).set(auth()).send({})).status).toBe(201);
+  expect((await request(stack.app).post(`/v1/agents/${agentId}/publish`).set(auth()).send({})).status).toBe(
+    201,
+  );
 
   toolServer.script([{ json: { orderId: '42', status: 'shipped', eta: 'tomorrow' } }]);
   peer.script([
@@ -95,7 +110,9 @@ it('streams replies, calls a signed tool, feeds its result back and exits by too
     { content: 'Order 42 has shipped and arrives tomorrow.' },
     {
       content: 'Glad I could help!',
-      toolCalls: [{ name: 'complete_step', arguments: { outcome: 'resolved', summary: 'Order 42 status given' } }],
+      toolCalls: [
+        { name: 'complete_step', arguments: { outcome: 'resolved', summary: 'Order 42 status given' } },
+      ],
     },
     {
       toolCalls: [
@@ -135,7 +152,10 @@ it('streams replies, calls a signed tool, feeds its result back and exits by too
   const deltas = events.filter((e) => e.event === 'delta').map((e) => (e.data as { text: string }).text);
   expect(deltas.length).toBeGreaterThan(3);
   expect(deltas.join('')).toBe('Order 42 has shipped and arrives tomorrow.');
-  expect(events.at(-1)).toMatchObject({ event: 'reply', data: { text: 'Order 42 has shipped and arrives tomorrow.', ended: false } });
+  expect(events.at(-1)).toMatchObject({
+    event: 'reply',
+    data: { text: 'Order 42 has shipped and arrives tomorrow.', ended: false },
+  });
 
   // The tool got a signed request with the model's arguments, keyed for idempotency by business ids.
   expect(toolServer.calls).toHaveLength(1);
@@ -152,8 +172,15 @@ it('streams replies, calls a signed tool, feeds its result back and exits by too
   expect(toolMessage?.tool_call_id).toBeTruthy();
   expect(String(toolMessage?.content)).toContain('shipped');
 
-  const last = await request(stack.app).post(`/v1/conversations/${callId}/messages`).set(auth()).send({ text: "Great, that's all." });
-  expect(last.body).toMatchObject({ ended: true, disposition: 'resolved', text: 'Glad I could help! Goodbye!' });
+  const last = await request(stack.app)
+    .post(`/v1/conversations/${callId}/messages`)
+    .set(auth())
+    .send({ text: "Great, that's all." });
+  expect(last.body).toMatchObject({
+    ended: true,
+    disposition: 'resolved',
+    text: 'Glad I could help! Goodbye!',
+  });
 
   await stack.temporal.workflow.getHandle(callWorkflowId(callId)).result();
   const detail = await request(stack.app).get(`/v1/calls/${callId}`).set(auth());
@@ -173,4 +200,10 @@ it('streams replies, calls a signed tool, feeds its result back and exits by too
   );
   expect(usage[0]!.llm_tokens).toBeGreaterThan(detail.body.llmTokens - 1);
   expect(peer.remaining()).toBe(0);
+
+  const history = await stack.temporal.workflow.getHandle(callWorkflowId(callId)).fetchHistory();
+  await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history);
+  if (process.env.RECORD_HISTORIES) {
+    writeFileSync(path.join(__dirname, 'histories', 'call-llm-support.json'), historyToJSON(history));
+  }
 });

@@ -20,7 +20,13 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { AgentDefinition } from '../contracts/agent-definition';
-import type { EngineContext, EngineEffect, EngineEvent, EngineState, EngineStep } from '../contracts/agent-engine';
+import type {
+  EngineContext,
+  EngineEffect,
+  EngineEvent,
+  EngineState,
+  EngineStep,
+} from '../contracts/agent-engine';
 import {
   callStatusSignal,
   dtmfSignal,
@@ -122,7 +128,12 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     status = next;
     upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.CallStatus, value: next }]);
     if (next === 'in-progress' && !answeredAt) answeredAt = nowIso();
-    await records.recordCallStatus({ tenantId: input.tenantId, callId: input.callId, status: next, answeredAt });
+    await records.recordCallStatus({
+      tenantId: input.tenantId,
+      callId: input.callId,
+      status: next,
+      answeredAt,
+    });
   };
 
   const append = (entry: Omit<TranscriptEntry, 'seq' | 'at'>) => {
@@ -164,9 +175,22 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
       const text = pendingSay.texts.join(' ');
       const nodeId = pendingSay.nodeId;
       pendingSay = undefined;
-      const spoken: SpeakResult = await speak({ tenantId: input.tenantId, callId: input.callId, turnId, text });
+      const spoken: SpeakResult = await speak({
+        tenantId: input.tenantId,
+        callId: input.callId,
+        turnId,
+        text,
+      });
       said.push(spoken.heardText);
-      append({ role: 'agent', text: spoken.text, heardText: spoken.heardText, interrupted: spoken.interrupted, nodeId, turnId, timings: spoken.timings });
+      append({
+        role: 'agent',
+        text: spoken.text,
+        heardText: spoken.heardText,
+        interrupted: spoken.interrupted,
+        nodeId,
+        turnId,
+        timings: spoken.timings,
+      });
     };
 
     for (;;) {
@@ -188,9 +212,9 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     await flushTurns();
     return {
       text: said.filter(Boolean).join(' '),
-      nodeId: engine!.nodeId,
-      slots: engine!.slots,
-      hints: listeningHints(def, engine!),
+      nodeId: engine.nodeId,
+      slots: engine.slots,
+      hints: listeningHints(def, engine),
       ended,
       status,
       disposition,
@@ -203,7 +227,12 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
           return undefined;
         case 'call_llm': {
           await sayNow();
-          const spoken = await speak({ tenantId: input.tenantId, callId: input.callId, turnId, llm: effect.request });
+          const spoken = await speak({
+            tenantId: input.tenantId,
+            callId: input.callId,
+            turnId,
+            llm: effect.request,
+          });
           const result: LlmResult = spoken.llm ?? {
             content: spoken.text,
             toolCalls: [],
@@ -214,15 +243,27 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
           llmTokens += result.usage.promptTokens + result.usage.completionTokens;
           if (spoken.heardText) {
             said.push(spoken.heardText);
-            append({ role: 'agent', text: spoken.text, heardText: spoken.heardText, interrupted: spoken.interrupted, nodeId: effect.nodeId, turnId, timings: spoken.timings });
+            append({
+              role: 'agent',
+              text: spoken.text,
+              heardText: spoken.heardText,
+              interrupted: spoken.interrupted,
+              nodeId: effect.nodeId,
+              turnId,
+              timings: spoken.timings,
+            });
           }
           // What the caller heard is what the model must believe it said.
-          return { type: 'llm_result', result: { ...result, content: spoken.interrupted ? spoken.heardText : result.content } };
+          return {
+            type: 'llm_result',
+            result: { ...result, content: spoken.interrupted ? spoken.heardText : result.content },
+          };
         }
         case 'call_tool': {
           await sayNow();
           const tool = definition!.tools.find((t) => t.name === effect.tool);
-          if (!tool) return { type: 'tool_result', ok: false, body: null, error: `unknown tool ${effect.tool}` };
+          if (!tool)
+            return { type: 'tool_result', ok: false, body: null, error: `unknown tool ${effect.tool}` };
           try {
             const result = await tools.callTool({
               tool,
@@ -230,13 +271,33 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
               callId: input.callId,
               tenantId: input.tenantId,
               toolCallId: effect.toolCallId ?? `${effect.nodeId}:${turnId}`,
+              agentId: input.agentId,
+              agentVersionId: input.agentVersionId,
             });
-            append({ role: 'tool', text: `${tool.name} → ${result.status}`, interrupted: false, nodeId: effect.nodeId, turnId });
+            append({
+              role: 'tool',
+              text: `${tool.name} → ${result.status}`,
+              interrupted: false,
+              nodeId: effect.nodeId,
+              turnId,
+            });
             return { type: 'tool_result', ok: result.ok, status: result.status, body: result.body };
           } catch (err) {
             const failure = toolFailure(err);
-            append({ role: 'tool', text: `${tool.name} failed: ${failure.error}`, interrupted: false, nodeId: effect.nodeId, turnId });
-            return { type: 'tool_result', ok: false, status: failure.status, body: failure.body, error: failure.error };
+            append({
+              role: 'tool',
+              text: `${tool.name} failed: ${failure.error}`,
+              interrupted: false,
+              nodeId: effect.nodeId,
+              turnId,
+            });
+            return {
+              type: 'tool_result',
+              ok: false,
+              status: failure.status,
+              body: failure.body,
+              error: failure.error,
+            };
           }
         }
         case 'transfer': {
@@ -244,13 +305,23 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
           if (input.channel === 'voice' && input.providerCallSid) {
             await telephony.transferCall({ callSid: input.providerCallSid, to: effect.to });
           }
-          append({ role: 'system', text: `transferred to ${effect.to}`, interrupted: false, nodeId: effect.nodeId, turnId });
+          append({
+            role: 'system',
+            text: `transferred to ${effect.to}`,
+            interrupted: false,
+            nodeId: effect.nodeId,
+            turnId,
+          });
           await finish('transferred', effect.disposition);
           return undefined;
         }
         case 'end': {
           await sayNow();
-          await finish(effect.disposition === 'failed' ? 'failed' : 'completed', effect.disposition, effect.reason);
+          await finish(
+            effect.disposition === 'failed' ? 'failed' : 'completed',
+            effect.disposition,
+            effect.reason,
+          );
           if (input.channel === 'voice' && input.providerCallSid) {
             await telephony.hangUpCall({ callSid: input.providerCallSid });
           }
@@ -295,10 +366,26 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
         if (!opened) await open(req.speakTaskQueue);
         lastActivityAt = workflowNow();
         turnsThisRun += 1;
-        append({ role: 'caller', text: req.text.trim(), interrupted: false, nodeId: engine?.nodeId, turnId: req.turnId, timings: req.timings });
+        append({
+          role: 'caller',
+          text: req.text.trim(),
+          interrupted: false,
+          nodeId: engine?.nodeId,
+          turnId: req.turnId,
+          timings: req.timings,
+        });
         if (ended) {
           await flushTurns();
-          return { turnId: req.turnId, text: '', nodeId: engine!.nodeId, slots: engine!.slots, hints: listeningHints(definition!, engine!), ended, status, disposition };
+          return {
+            turnId: req.turnId,
+            text: '',
+            nodeId: engine!.nodeId,
+            slots: engine!.slots,
+            hints: listeningHints(definition!, engine!),
+            ended,
+            status,
+            disposition,
+          };
         }
         const reply = await runEngine(
           (def) => advanceEngine(def, engine!, { type: 'user_input', text: req.text.trim() }, context()),
@@ -310,7 +397,8 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     },
     {
       validator: (req: UserTurnInput) => {
-        if (typeof req?.text !== 'string' || req.text.trim() === '') throw new Error('userTurn: text must not be empty');
+        if (typeof req?.text !== 'string' || req.text.trim() === '')
+          throw new Error('userTurn: text must not be empty');
         if (!Number.isInteger(req.turnId) || req.turnId <= lastTurnId) {
           throw new Error(`userTurn: turnId ${req?.turnId} is stale (last accepted turn is ${lastTurnId})`);
         }
@@ -329,7 +417,11 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     void exclusive(async () => {
       if (ended) return;
       append({ role: 'caller', text: `[dtmf ${digits}]`, interrupted: false, nodeId: engine!.nodeId });
-      await runEngine((def) => advanceEngine(def, engine!, { type: 'dtmf', digits }, context()), lastTurnId, undefined);
+      await runEngine(
+        (def) => advanceEngine(def, engine!, { type: 'dtmf', digits }, context()),
+        lastTurnId,
+        undefined,
+      );
     });
   });
   setHandler(hangupSignal, ({ reason }) => {
@@ -366,7 +458,12 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
       { key: SEARCH_ATTRIBUTES.CallStatus, value: status },
       ...(input.campaignId ? [{ key: SEARCH_ATTRIBUTES.CampaignId, value: input.campaignId }] : []),
       ...((input.direction === 'inbound' ? input.from : input.to)
-        ? [{ key: SEARCH_ATTRIBUTES.PhoneNumber, value: (input.direction === 'inbound' ? input.from : input.to)! }]
+        ? [
+            {
+              key: SEARCH_ATTRIBUTES.PhoneNumber,
+              value: (input.direction === 'inbound' ? input.from : input.to)!,
+            },
+          ]
         : []),
     ]);
     const loaded = await records.loadAgentDefinition({
@@ -415,7 +512,11 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
       if (!ended) {
         const providerStatus = finalProviderStatus;
         const finalStatus: CallStatus =
-          providerStatus && providerStatus !== 'completed' ? providerStatus : opened ? 'completed' : 'no-answer';
+          providerStatus && providerStatus !== 'completed'
+            ? providerStatus
+            : opened
+              ? 'completed'
+              : 'no-answer';
         const byUser = input.channel === 'voice' ? 'caller_hung_up' : 'user_ended';
         await finish(finalStatus, opened ? byUser : finalStatus, hangupRequested);
       }
@@ -425,9 +526,18 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
       if (workflowNow() >= deadline) {
         await exclusive(async () => {
           if (ended) return;
-          append({ role: 'system', text: 'maximum call duration reached', interrupted: false, nodeId: engine?.nodeId });
+          append({
+            role: 'system',
+            text: 'maximum call duration reached',
+            interrupted: false,
+            nodeId: engine?.nodeId,
+          });
           await flushTurns();
-          await finish('completed', 'max_duration', `the call reached its ${def.maxCallDurationSeconds} s limit`);
+          await finish(
+            'completed',
+            'max_duration',
+            `the call reached its ${def.maxCallDurationSeconds} s limit`,
+          );
         });
       } else {
         await exclusive(async () => {
@@ -456,7 +566,10 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
   // --- after the call ---------------------------------------------------------------------------
   await flushTurns();
   const endedAt = nowIso();
-  const durationSeconds = Math.max(0, Math.round((workflowNow() - new Date(answeredAt ?? startedAt).getTime()) / 1000));
+  const durationSeconds = Math.max(
+    0,
+    Math.round((workflowNow() - new Date(answeredAt ?? startedAt).getTime()) / 1000),
+  );
   await records.recordCallEnded({
     tenantId: input.tenantId,
     callId: input.callId,
@@ -481,7 +594,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
   await records.saveCallAnalysis({
     tenantId: input.tenantId,
     callId: input.callId,
-    analysis: callAnalysis as unknown as Record<string, unknown>,
+    analysis: callAnalysis,
     summary: callAnalysis.status === 'completed' ? callAnalysis.summary : undefined,
   });
   const usage = await records.recordUsage({
@@ -509,7 +622,14 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
         tenantId: input.tenantId,
         event: 'call.ended',
         eventId: `call.ended:${input.callId}`,
-        payload: { ...result, agentId: input.agentId, agentVersionId: input.agentVersionId, usageRecordId: usage.usageRecordId, direction: input.direction, channel: input.channel },
+        payload: {
+          ...result,
+          agentId: input.agentId,
+          agentVersionId: input.agentVersionId,
+          usageRecordId: usage.usageRecordId,
+          direction: input.direction,
+          channel: input.channel,
+        },
       },
     ],
   });

@@ -104,13 +104,17 @@ export async function signUp(
     handle = deps.temporal.workflow.getHandle(tenantProvisioningWorkflowId(tenantId));
   }
 
-  const finished = await Promise.race([
-    handle.result() as Promise<TenantProvisioningResult>,
-    new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), PROVISIONING_WAIT_MS).unref()),
-  ]).catch((err: unknown) => {
-    deps.logger.error({ err, tenantId }, 'tenant provisioning failed');
-    return undefined;
-  });
+  // Wait briefly for provisioning; past the bound, answer with `provisioning` and stop polling
+  // (the workflow goes on without us).
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), PROVISIONING_WAIT_MS);
+  const finished = await deps.temporal.connection
+    .withAbortSignal(abort.signal, () => handle.result() as Promise<TenantProvisioningResult>)
+    .catch((err: unknown) => {
+      if (!abort.signal.aborted) deps.logger.error({ err, tenantId }, 'tenant provisioning failed');
+      return undefined;
+    })
+    .finally(() => clearTimeout(timer));
   if (finished) tenant.status = finished.status;
   return { tenant, user };
 }

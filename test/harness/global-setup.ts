@@ -14,7 +14,7 @@ import { runMigrations } from '../../db/migrate';
 import { freePort } from '../../lib/net';
 import { locateTemporalCli } from '../../temporal-config/cli';
 import { startDevServer } from '../../temporal-config/dev-server';
-import { ISOLATED_NAMESPACE, setHarness, type Harness } from './state';
+import { ISOLATED_NAMESPACE, setHarness, WORKER_NAMESPACES, type Harness } from './state';
 
 const log = (line: string) => process.stderr.write(`[test harness] ${line}\n`);
 
@@ -57,6 +57,7 @@ export default async function globalSetup(): Promise<void> {
       httpPort: await freePort(),
       headless: true,
       namespace: ISOLATED_NAMESPACE,
+      extraNamespaces: WORKER_NAMESPACES,
       log,
     });
     harness.stops.push(() => server.stop());

@@ -11,6 +11,7 @@ import { createApp } from '../../api/app';
 import { loadConfig, type Config } from '../../config';
 import { createAppOrm, type MikroORM } from '../../db/orm';
 import { createLogger } from '../../lib/logger';
+import { namespaceForJestWorker } from '../harness/state';
 import { activityDepsFromConfig, createApiSpeakActivities, llmClientsFromConfig } from '../../activities';
 import { SpeechStreams } from '../../api/speech-streams';
 import { createWorkers } from '../../workers/create-workers';
@@ -23,7 +24,12 @@ try {
 }
 
 export function testConfig(overrides: Record<string, string> = {}): Config {
-  return loadConfig({ ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent', ...overrides });
+  return loadConfig({
+    ...process.env,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
+    TEMPORAL_NAMESPACE: namespaceForJestWorker(),
+    ...overrides,
+  });
 }
 
 /** A connection as the database owner, for test fixtures that must bypass RLS. */
@@ -57,7 +63,9 @@ export async function startStack(
   const orm = await createAppOrm(config);
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS as string });
   const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-  const speechStreams = options.speech ? new SpeechStreams(`api.test-${process.pid}-${Date.now()}`) : undefined;
+  const speechStreams = options.speech
+    ? new SpeechStreams(`api.test-${process.pid}-${Date.now()}`)
+    : undefined;
   const app = createApp({ config, orm, temporal, logger, speechStreams });
   let worker: Worker | undefined;
   let workerRuns: Promise<void>[] = [];
