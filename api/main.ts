@@ -18,7 +18,9 @@ async function main() {
   const temporal = await connectClient(config);
 
   // Streamed replies: this process runs `speak` on its own queue and writes tokens to open SSE responses.
-  const speechStreams = new SpeechStreams(apiTaskQueue(config.API_INSTANCE_ID ?? `${os.hostname()}-${process.pid}`));
+  const speechStreams = new SpeechStreams(
+    apiTaskQueue(config.API_INSTANCE_ID ?? `${os.hostname()}-${process.pid}`),
+  );
   const workerConnection = await connectWorker(config);
   const speakWorker = await Worker.create({
     connection: workerConnection,
@@ -30,7 +32,10 @@ async function main() {
 
   const app = createApp({ config, orm, temporal, logger, speechStreams });
   const server = app.listen(config.API_PORT, config.API_HOST, () => {
-    logger.info({ port: config.API_PORT, speakQueue: speechStreams.taskQueue }, `api listening on ${config.API_HOST}:${config.API_PORT}`);
+    logger.info(
+      { port: config.API_PORT, speakQueue: speechStreams.taskQueue },
+      `api listening on ${config.API_HOST}:${config.API_PORT}`,
+    );
   });
   server.on('error', (err) => {
     logger.fatal({ err }, 'api could not listen');
@@ -44,7 +49,8 @@ async function main() {
         server.closeIdleConnections();
       }),
     async () => {
-      speakWorker.shutdown();
+      // The SDK may already be draining on the same signal.
+      if (speakWorker.getState() === 'RUNNING') speakWorker.shutdown();
       await speakRun;
     },
     () => workerConnection.close(),
@@ -54,6 +60,8 @@ async function main() {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`api failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.stderr.write(
+    `api failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
   process.exit(1);
 });

@@ -8,6 +8,12 @@ import path from 'node:path';
 import { absoluteDataDir, ConfigError, loadConfig, loadConfigOrExit, type Config } from '../config';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../db/embedded-postgres';
 import { runMigrations } from '../db/migrate';
+import {
+  DEMO_BOOKING_AGENT,
+  DEMO_BOOKING_AGENT_NAME,
+  LLM_RECEPTIONIST_TEMPLATE,
+  LLM_RECEPTIONIST_TEMPLATE_NAME,
+} from '../db/seed/demo-agents';
 import { waitUntil } from '../lib/net';
 import { locateTemporalCli, PROJECT_ROOT } from '../temporal-config/cli';
 import { temporalUiUrl } from '../temporal-config/connection';
@@ -28,7 +34,7 @@ const PROCESSES = [
 const say = (line: string) => process.stdout.write(`\x1b[1m[parley]\x1b[0m ${line}\n`);
 
 /** Pretty-prints a child's pino JSON lines; anything else passes through. */
-function pipeOutput(child: ChildProcess, name: string, color: number) {
+function pipeOutput(child: ChildProcess, name: string, color: number, onMessage?: (msg: string) => void) {
   const tag = `\x1b[${color}m[${name}]\x1b[0m`;
   const levels: Record<number, string> = {
     10: 'trace',
@@ -57,6 +63,7 @@ function pipeOutput(child: ChildProcess, name: string, color: number) {
             service: _s,
             ...rest
           } = JSON.parse(line) as Record<string, unknown>;
+          onMessage?.(String(msg));
           const extra = Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : '';
           process.stdout.write(`${tag} ${levels[Number(level)] ?? String(level)} ${String(msg)}${extra}\n`);
         } catch {
@@ -67,25 +74,43 @@ function pipeOutput(child: ChildProcess, name: string, color: number) {
   }
 }
 
-async function seedDemo(apiUrl: string): Promise<'created' | 'present'> {
-  const login = await fetch(`${apiUrl}/v1/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email: DEMO.email, password: DEMO.password }),
-  });
-  if (login.ok) return 'present';
-  const signup = await fetch(`${apiUrl}/v1/auth/signup`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      tenantName: DEMO.tenantName,
-      name: DEMO.name,
-      email: DEMO.email,
-      password: DEMO.password,
-    }),
-  });
-  if (!signup.ok) throw new Error(`seeding the demo tenant failed: ${signup.status} ${await signup.text()}`);
-  return 'created';
+/**
+ * The demo tenant and its agents, through the public API like any client: the deterministic booking
+ * agent (published, works without an LLM) and the LLM receptionist template (a draft until a
+ * provider key is configured). Idempotent: what exists is left alone.
+ */
+async function seedDemo(apiUrl: string): Promise<string[]> {
+  const call = async (method: string, path: string, body?: unknown, token?: string) => {
+    const res = await fetch(`${apiUrl}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+    return { ok: res.ok, status: res.status, json };
+  };
+  const done: string[] = [];
+  let session = await call('POST', '/v1/auth/login', { email: DEMO.email, password: DEMO.password });
+  if (!session.ok) {
+    session = await call('POST', '/v1/auth/signup', DEMO);
+    if (!session.ok)
+      throw new Error(`seeding the demo tenant failed: ${session.status} ${JSON.stringify(session.json)}`);
+    done.push('demo tenant');
+  }
+  const token = session.json.token as string;
+  const agents = (await call('GET', '/v1/agents', undefined, token)).json.data as { name: string }[];
+  const seeds = [
+    { name: DEMO_BOOKING_AGENT_NAME, definition: DEMO_BOOKING_AGENT, publish: true },
+    { name: LLM_RECEPTIONIST_TEMPLATE_NAME, definition: LLM_RECEPTIONIST_TEMPLATE, publish: false },
+  ];
+  for (const seed of seeds) {
+    if (agents.some((a) => a.name === seed.name)) continue;
+    const created = await call('POST', '/v1/agents', { name: seed.name, definition: seed.definition }, token);
+    if (!created.ok) throw new Error(`seeding agent '${seed.name}' failed: ${JSON.stringify(created.json)}`);
+    if (seed.publish) await call('POST', `/v1/agents/${String(created.json.id)}/publish`, {}, token);
+    done.push(`agent '${seed.name}'`);
+  }
+  return done;
 }
 
 async function main() {
@@ -149,13 +174,16 @@ async function main() {
     const { applied } = await runMigrations(config, say);
     say(applied.length ? `database migrated (${applied.length} migration(s))` : 'database schema up to date');
 
+    let workerRunning = false;
     for (const proc of PROCESSES) {
       const child = spawn(process.execPath, ['--import', 'tsx', proc.entry], {
         cwd: PROJECT_ROOT,
         env,
         stdio: ['ignore', 'pipe', 'pipe'],
       });
-      pipeOutput(child, proc.name, proc.color);
+      pipeOutput(child, proc.name, proc.color, (msg) => {
+        if (proc.name === 'worker' && msg === 'worker running') workerRunning = true;
+      });
       child.once('exit', (code, signal) => {
         if (stopping) return;
         say(`${proc.name} exited unexpectedly (${signal ?? `code ${code}`}); stopping everything`);
@@ -165,6 +193,8 @@ async function main() {
     }
 
     const apiUrl = `http://127.0.0.1:${config.API_PORT}`;
+    // The worker bundles its workflows first (seconds); the demo seed needs it polling.
+    await waitUntil('the worker to poll its task queues', () => Promise.resolve(workerRunning), 120_000, 200);
     await waitUntil(
       'the api to report ready',
       async () => (await fetch(`${apiUrl}/health/ready`)).ok,
@@ -173,7 +203,7 @@ async function main() {
     );
     if (config.DEMO_SEED) {
       const seeded = await seedDemo(apiUrl);
-      say(`demo tenant ${seeded === 'created' ? 'created' : 'already present'}`);
+      say(seeded.length ? `seeded: ${seeded.join(', ')}` : 'demo tenant and agents already present');
     }
 
     const publicUrl = config.PUBLIC_BASE_URL.replace(/\/$/, '');

@@ -71,7 +71,25 @@ it('npm start brings up the whole stack, ready, and Ctrl-C stops all of it', asy
       body: JSON.stringify({ email: credentials![1], password: credentials![2] }),
     });
     expect(login.status).toBe(200);
-    expect(((await login.json()) as { tenant: { status: string } }).tenant.status).toBe('active');
+    const session = (await login.json()) as { token: string; tenant: { status: string } };
+    expect(session.tenant.status).toBe('active');
+    // The demo agent is there, published, and talks without any LLM configured.
+    const agents = (await (
+      await fetch(`http://127.0.0.1:${ports.API_PORT}/v1/agents`, {
+        headers: { authorization: `Bearer ${session.token}` },
+      })
+    ).json()) as { data: { id: string; name: string; publishedVersion: number | null }[] };
+    const booking = agents.data.find((a) => a.name === 'Demo booking line');
+    expect(booking?.publishedVersion).toBe(1);
+    const chat = await fetch(`http://127.0.0.1:${ports.API_PORT}/v1/conversations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${session.token}` },
+      body: JSON.stringify({ agentId: booking!.id }),
+    });
+    expect(chat.status).toBe(201);
+    expect(((await chat.json()) as { reply: { text: string } }).reply.text).toContain(
+      'May I have your name?',
+    );
     expect((await fetch(`http://127.0.0.1:${ports.RELAY_PORT}/health/ready`)).status).toBe(200);
     expect((await fetch(`http://127.0.0.1:${ports.TEMPORAL_DEV_UI_PORT}/`)).status).toBe(200);
 
