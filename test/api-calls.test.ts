@@ -62,7 +62,7 @@ async function allPages(query: Record<string, string | number>): Promise<string[
   const seen: string[] = [];
   let cursor: string | null = null;
   for (let page = 0; page < 20; page++) {
-    const res = await request(stack.app)
+    const res: request.Response = await request(stack.app)
       .get('/v1/calls')
       .query({ ...query, ...(cursor ? { cursor } : {}) })
       .set(auth());

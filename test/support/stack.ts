@@ -2,7 +2,7 @@
  * What a test file needs from the real stack started by the harness: config, the app-role ORM,
  * a Temporal client, a worker with the real activities, and the api app for supertest.
  */
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { Express } from 'express';
 import request from 'supertest';
@@ -61,7 +61,16 @@ export async function startStack(
   const config = testConfig(options.env);
   const logger = createLogger(config, 'test');
   const orm = await createAppOrm(config);
-  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS as string });
+  // Retries as in production, except once the stack is closing: a call cut off by close() must not
+  // come back on a timer to a shut channel (that would fail whichever test file runs next).
+  let closing = false;
+  const retry = defaultGrpcRetryOptions();
+  const connection = await Connection.connect({
+    address: config.TEMPORAL_ADDRESS as string,
+    interceptors: [
+      makeGrpcRetryInterceptor({ ...retry, retryableDecider: (attempt, status) => !closing && retry.retryableDecider(attempt, status) }),
+    ],
+  });
   const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   const speechStreams = options.speech
     ? new SpeechStreams(`api.test-${process.pid}-${Date.now()}`)
@@ -104,6 +113,7 @@ export async function startStack(
       for (const w of allWorkers) if (w.getState() === 'RUNNING') w.shutdown();
       await Promise.all(workerRuns);
       await workerConnection?.close();
+      closing = true;
       await connection.close();
       await orm.close();
     },
