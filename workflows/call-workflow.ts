@@ -564,6 +564,9 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
   }
 
   // --- after the call ---------------------------------------------------------------------------
+  // The turn that ended the call may still be running its own activities (status, turns, hang-up):
+  // let it finish and answer its update first, or its reply would be lost.
+  await condition(() => !busy && allHandlersFinished());
   await flushTurns();
   const endedAt = nowIso();
   const durationSeconds = Math.max(
