@@ -8,6 +8,9 @@
  * - the same with an API key: hash + tenant-scoped lookup.
  * - sign-up: two tenant-scoped writes + tenantProvisioningWorkflow round trip (start, activity, result).
  * - withTenant vs a bare query: the price of setting the tenant per transaction.
+ * - text turns (bench/text-turns.ts): the `userTurn` round trip, deterministic and with an instant
+ *   LLM peer, through the client and the api, where its time goes, and how many concurrent text
+ *   conversations the one worker sustains. Appended as a second section.
  */
 import { appendFileSync, chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -27,10 +30,13 @@ import { freePort } from '../lib/net';
 import { locateTemporalCli } from '../temporal-config/cli';
 import { startDevServer } from '../temporal-config/dev-server';
 import { createWorkers } from '../workers/create-workers';
+import { startOpenAiPeer } from '../test/peers/openai-peer';
 import { machine, measure, type Summary } from './stats';
+import { runTextTurnScenarios, textTurnsSection } from './text-turns';
 
 const RESULTS = path.join(__dirname, 'RESULTS.md');
 const ms = (v: number) => v.toFixed(2);
+const PEER_API_KEY = 'sk-bench-parley-peer';
 
 async function main() {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
@@ -38,32 +44,44 @@ async function main() {
   chmodSync(dataDir, 0o755);
   const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
   const cliPath = await locateTemporalCli({ log });
+  // The LLM the text scenarios talk to: local, instant, scripted per request (bench/text-turns.ts).
+  const peer = await startOpenAiPeer({ apiKey: PEER_API_KEY });
   const [pg, temporalServer] = await Promise.all([
     startEmbeddedPostgres({ dataDir: path.join(dataDir, 'pg'), port: await freePort(), log }),
-    startDevServer({ cliPath, port: await freePort(), headless: true, fastSqlite: false, log }),
+    // The CLI's own defaults, as every recorded baseline; the tuned comparison runs in text-turns.ts.
+    startDevServer({
+      cliPath,
+      port: await freePort(),
+      headless: true,
+      fastSqlite: false,
+      dynamicConfig: [],
+      log,
+    }),
   ]);
   const config = loadConfig({
     DATABASE_URL: pg.url,
     TEMPORAL_ADDRESS: temporalServer.address,
     LOG_LEVEL: 'silent',
+    OPENAI_BASE_URL: peer.baseUrl,
+    OPENAI_API_KEY: PEER_API_KEY,
   });
   await runMigrations(config);
   const orm = await createAppOrm(config);
   const connection = await Connection.connect({ address: temporalServer.address });
   const temporal = new Client({ connection });
   const workerConnection = await NativeConnection.connect({ address: temporalServer.address });
-  const [worker] = await createWorkers({
+  // One worker process (this one) for every queue a text conversation touches.
+  const activityDeps = activityDepsFromConfig(config, orm);
+  const logger = createLogger(config, 'bench');
+  const workers = await createWorkers({
     connection: workerConnection,
     namespace: 'default',
-    taskQueues: ['billing'],
-    activityDeps: activityDepsFromConfig(config, orm),
-    logger: createLogger(config, 'bench'),
+    taskQueues: ['billing', 'calls', 'integrations'],
+    activityDeps,
+    logger,
   });
-  const workerRun = worker!.run();
-  const server = createApp({ config, orm, temporal, logger: createLogger(config, 'bench') }).listen(
-    0,
-    '127.0.0.1',
-  );
+  const workerRuns = Promise.all(workers.map((w) => w.run()));
+  const server = createApp({ config, orm, temporal, logger }).listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
@@ -141,8 +159,26 @@ async function main() {
     ].join('\n');
     const ratio = (scoped.p50 / bare.p50).toFixed(2);
     const concurrencyGain = (rows[2]![1].perSecond / rows[1]![1].perSecond).toFixed(2);
+    const text = await runTextTurnScenarios({
+      base,
+      token,
+      tenantId,
+      userId: owner.user.id as string,
+      orm,
+      temporal,
+      temporalPid: temporalServer.child.pid,
+      peer,
+      log,
+      config,
+      cliPath,
+      scratchDir: dataDir,
+      activityDeps,
+      logger,
+    });
+
+    const date = new Date().toISOString().slice(0, 10);
     const entry = [
-      `## ${new Date().toISOString().slice(0, 10)} — api and provisioning baseline`,
+      `## ${date} — api and provisioning baseline`,
       '',
       `- Machine: ${machine()}`,
       '- Command: `npm run bench` (embedded PostgreSQL 18, Temporal CLI 1.5.1 dev server with SQLite, api in-process over HTTP on 127.0.0.1)',
@@ -152,19 +188,21 @@ async function main() {
       `- Ratios: withTenant / bare query p50 = ${ratio}×; /v1/me throughput at 16 in flight / at 1 = ${concurrencyGain}×.`,
       '',
     ].join('\n');
+    const textEntry = textTurnsSection(text, machine(), date);
     if (!existsSync(RESULTS))
       writeFileSync(RESULTS, '# Benchmark results\n\nEach run of `npm run bench` appends a section.\n\n');
-    appendFileSync(RESULTS, `${entry}\n`);
-    process.stdout.write(`\n${entry}\n`);
+    appendFileSync(RESULTS, `${entry}\n${textEntry}\n`);
+    process.stdout.write(`\n${entry}\n${textEntry}\n`);
   } finally {
     server.close();
-    worker!.shutdown();
-    await workerRun;
+    for (const w of workers) w.shutdown();
+    await workerRuns;
     await workerConnection.close();
     await connection.close();
     await orm.close();
     await temporalServer.stop();
     await pg.stop();
+    await peer.close();
     rmSync(dataDir, { recursive: true, force: true });
   }
 }

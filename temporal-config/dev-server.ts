@@ -23,6 +23,8 @@ export interface DevServerOptions {
   dbFile?: string;
   /** Trade durability for speed (tests). */
   fastSqlite?: boolean;
+  /** `--dynamic-config-value` entries; default DEV_SERVER_DYNAMIC_CONFIG. */
+  dynamicConfig?: readonly string[];
   ip?: string;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   log?: (line: string) => void;
@@ -35,6 +37,14 @@ export interface DevServer {
   child: ChildProcess;
   stop(): Promise<void>;
 }
+
+/**
+ * The dev server's history service reads its transfer queue at most 20 times a second per shard,
+ * and it has one shard: every activity and every workflow task after one waits 30-45 ms for that
+ * poll, so a text turn took 200 ms of which Parley's own work was a few (bench/RESULTS.md). A
+ * higher rate brings a turn to ~40 ms on one machine.
+ */
+export const DEV_SERVER_DYNAMIC_CONFIG: readonly string[] = ['history.transferProcessorMaxPollRPS=1000'];
 
 export function devServerArgs(options: DevServerOptions): string[] {
   const ip = options.ip ?? '127.0.0.1';

@@ -33,6 +33,11 @@ it('asks the dev server for a SQLite file, the UI port and every custom search a
     expect(args).toContain(`${name}=Keyword`);
   }
   expect(devServerArgs({ cliPath: 'temporal', port: 7233 })).toContain('--headless');
+  // The history transfer queue's poll rate, which otherwise sets a 30-45 ms floor per task (bench/RESULTS.md).
+  expect(args.join(' ')).toContain('--dynamic-config-value history.transferProcessorMaxPollRPS=1000');
+  expect(devServerArgs({ cliPath: 'temporal', port: 7233, dynamicConfig: [] })).not.toContain(
+    '--dynamic-config-value',
+  );
 });
 
 it('a dev server that cannot start fails at once with its reason, not after the start timeout', async () => {
