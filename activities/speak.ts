@@ -48,7 +48,12 @@ export function createSpeakActivities(deps: SpeakDeps) {
       }
       const text = input.text ?? '';
       if (text) sink?.(text);
-      return { text, heardText: text, interrupted: false, timings: { speakMs: Math.round(performance.now() - started) } };
+      return {
+        text,
+        heardText: text,
+        interrupted: false,
+        timings: { speakMs: Math.round(performance.now() - started) },
+      };
     },
   };
 }

@@ -21,5 +21,6 @@ export class SpeechStreams {
     };
   }
 
-  readonly sinkFor = (callId: string, turnId: number): SpeechSink | undefined => this.sinks.get(`${callId}:${turnId}`);
+  readonly sinkFor = (callId: string, turnId: number): SpeechSink | undefined =>
+    this.sinks.get(`${callId}:${turnId}`);
 }

@@ -117,7 +117,10 @@ export const configSchema = z
       .optional()
       .transform((v, ctx) => {
         const keys: Record<string, string> = {};
-        for (const pair of (v ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+        for (const pair of (v ?? '')
+          .split(',')
+          .map((p) => p.trim())
+          .filter(Boolean)) {
           const at = pair.indexOf('=');
           if (at <= 0 || at === pair.length - 1) {
             ctx.addIssue({ code: 'custom', message: 'must look like name=key,other=key2' });
@@ -141,11 +144,17 @@ export const configSchema = z
       .default(DEV_ENCRYPTION_KEYS)
       .transform((v, ctx) => {
         const keys: { id: string; key: Buffer }[] = [];
-        for (const pair of v.split(',').map((p) => p.trim()).filter(Boolean)) {
+        for (const pair of v
+          .split(',')
+          .map((p) => p.trim())
+          .filter(Boolean)) {
           const [keyId, b64] = pair.split(':');
           const key = Buffer.from(b64 ?? '', 'base64');
           if (!keyId || key.length !== 32) {
-            ctx.addIssue({ code: 'custom', message: 'must be id:base64-of-32-bytes[,id2:…] (the first encrypts)' });
+            ctx.addIssue({
+              code: 'custom',
+              message: 'must be id:base64-of-32-bytes[,id2:…] (the first encrypts)',
+            });
             return z.NEVER;
           }
           keys.push({ id: keyId, key });

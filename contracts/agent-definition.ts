@@ -96,7 +96,17 @@ export const flowNodeSchema = z.discriminatedUnion('type', [
   endNode,
 ]);
 
-export const CONDITION_OPS = ['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'contains', 'is_set', 'is_not_set'] as const;
+export const CONDITION_OPS = [
+  'eq',
+  'neq',
+  'gt',
+  'gte',
+  'lt',
+  'lte',
+  'contains',
+  'is_set',
+  'is_not_set',
+] as const;
 
 /**
  * When an edge is taken. No `when`: the default edge. `slot`: a branch condition. `outcome`: an
@@ -142,11 +152,19 @@ export const globalIntentSchema = z.object({
 export const agentDefinitionSchema = z.object({
   persona: z.object({ systemPrompt: z.string().max(20_000).default('') }).default({ systemPrompt: '' }),
   greeting: text(),
-  language: z.string().regex(/^[a-z]{2,3}(-[A-Z]{2})?$/, 'must be a language tag like en-US').default('en-US'),
-  voice: z.object({ provider: z.enum(['local', 'openai']).default('local'), voiceId: z.string().min(1).default('en-us') }).default({
-    provider: 'local',
-    voiceId: 'en-us',
-  }),
+  language: z
+    .string()
+    .regex(/^[a-z]{2,3}(-[A-Z]{2})?$/, 'must be a language tag like en-US')
+    .default('en-US'),
+  voice: z
+    .object({
+      provider: z.enum(['local', 'openai']).default('local'),
+      voiceId: z.string().min(1).default('en-us'),
+    })
+    .default({
+      provider: 'local',
+      voiceId: 'en-us',
+    }),
   llm: z
     .object({
       provider: z.literal('openai-compatible').default('openai-compatible'),
@@ -159,17 +177,32 @@ export const agentDefinitionSchema = z.object({
       apiKeyRef: id.default('default'),
     })
     .optional(),
-  stt: z.object({ provider: z.enum(['local', 'openai']).default('local'), model: z.string().optional() }).default({ provider: 'local' }),
-  tts: z.object({ provider: z.enum(['local', 'openai']).default('local'), model: z.string().optional() }).default({ provider: 'local' }),
+  stt: z
+    .object({ provider: z.enum(['local', 'openai']).default('local'), model: z.string().optional() })
+    .default({ provider: 'local' }),
+  tts: z
+    .object({ provider: z.enum(['local', 'openai']).default('local'), model: z.string().optional() })
+    .default({ provider: 'local' }),
   endpointing: z
     .object({ silenceMs: z.number().int().min(100).max(5000).default(700) })
     .default({ silenceMs: 700 }),
   interruption: z
-    .object({ enabled: z.boolean().default(true), minSpeechMs: z.number().int().min(50).max(3000).default(250) })
+    .object({
+      enabled: z.boolean().default(true),
+      minSpeechMs: z.number().int().min(50).max(3000).default(250),
+    })
     .default({ enabled: true, minSpeechMs: 250 }),
   tools: z.array(toolSchema).max(50).default([]),
-  knowledge: z.array(z.object({ title: text(200), content: text(20_000) })).max(200).default([]),
-  maxCallDurationSeconds: z.number().int().min(10).max(4 * 3600).default(600),
+  knowledge: z
+    .array(z.object({ title: text(200), content: text(20_000) }))
+    .max(200)
+    .default([]),
+  maxCallDurationSeconds: z
+    .number()
+    .int()
+    .min(10)
+    .max(4 * 3600)
+    .default(600),
   /** Silence after a prompt before the caller counts as not answering. */
   noInputTimeoutSeconds: z.number().int().min(1).max(120).default(8),
   analysis: z

@@ -148,12 +148,12 @@ export interface CallWorkflowResult {
 
 export const openConversationUpdate = defineUpdate<AgentReply, [OpenConversationInput]>('openConversation');
 export const userTurnUpdate = defineUpdate<UserTurnResult, [UserTurnInput]>('userTurn');
-export const mediaConnectedSignal = defineSignal<[{ relayInstanceId: string; streamSid?: string }]>('mediaConnected');
+export const mediaConnectedSignal =
+  defineSignal<[{ relayInstanceId: string; streamSid?: string }]>('mediaConnected');
 export const dtmfSignal = defineSignal<[{ digits: string }]>('dtmf');
 export const hangupSignal = defineSignal<[{ reason: string }]>('hangup');
-export const callStatusSignal = defineSignal<[{ status: CallStatus; durationSeconds?: number; answeredBy?: string }]>(
-  'callStatus',
-);
+export const callStatusSignal =
+  defineSignal<[{ status: CallStatus; durationSeconds?: number; answeredBy?: string }]>('callStatus');
 export const stateQuery = defineQuery<CallStateView>('state');
 export const transcriptQuery = defineQuery<TranscriptEntry[]>('transcript');
 

@@ -67,7 +67,8 @@ export function devServerArgs(options: DevServerOptions): string[] {
   if (options.dbFile) args.push('--db-filename', options.dbFile);
   if (options.fastSqlite)
     args.push('--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=OFF');
-  for (const value of options.dynamicConfig ?? DEV_SERVER_DYNAMIC_CONFIG) args.push('--dynamic-config-value', value);
+  for (const value of options.dynamicConfig ?? DEV_SERVER_DYNAMIC_CONFIG)
+    args.push('--dynamic-config-value', value);
   args.push(...devServerSearchAttributeFlags());
   return args;
 }

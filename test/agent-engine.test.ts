@@ -160,7 +160,9 @@ describe('appointment booking flow', () => {
     step = call.say('tomorrow at 3pm');
     expect(step.state.slots).toEqual({ name: 'Grace Hopper', when: '2025-03-07T15:00:00-05:00' });
     // Stored exactly (ISO 8601), said as a person would, in the caller's zone.
-    expect(spoken(step)).toEqual(['So that is Friday, March 7 at 3:00 PM for Grace Hopper. Shall I book it?']);
+    expect(spoken(step)).toEqual([
+      'So that is Friday, March 7 at 3:00 PM for Grace Hopper. Shall I book it?',
+    ]);
 
     step = call.say('Yes please');
     expect(step.effects).toEqual([

@@ -44,7 +44,10 @@ async function waitForCallEnd(callId: string) {
 }
 
 it('books an appointment end to end: transcript, slots, disposition, call record, usage record', async () => {
-  const started = await request(stack.app).post('/v1/conversations').set(auth()).send({ agentId: bookingAgentId });
+  const started = await request(stack.app)
+    .post('/v1/conversations')
+    .set(auth())
+    .send({ agentId: bookingAgentId });
   expect(started.status).toBe(201);
   const { callId } = started.body;
   expect(started.body.version).toBe(1);
@@ -59,7 +62,9 @@ it('books an appointment end to end: transcript, slots, disposition, call record
 
   const when = await say(callId, 'tomorrow at 3pm');
   // Said the way a person would say it; stored exactly (ISO 8601) for tools.
-  expect(when.body.text).toMatch(/Just to confirm, Ada Lovelace, you'd like \w+day, \w+ \d{1,2} at 3:00 PM\. Is that right\?/);
+  expect(when.body.text).toMatch(
+    /Just to confirm, Ada Lovelace, you'd like \w+day, \w+ \d{1,2} at 3:00 PM\. Is that right\?/,
+  );
   expect(when.body.slots.when).toMatch(/^\d{4}-\d{2}-\d{2}T15:00/);
 
   const confirm = await say(callId, 'yes please');
@@ -67,13 +72,20 @@ it('books an appointment end to end: transcript, slots, disposition, call record
   expect(confirm.body.text).toContain("You're booked. See you then, Ada Lovelace.");
 
   const call = await waitForCallEnd(callId);
-  expect(call).toMatchObject({ channel: 'text', status: 'completed', disposition: 'booked', agentId: bookingAgentId });
+  expect(call).toMatchObject({
+    channel: 'text',
+    status: 'completed',
+    disposition: 'booked',
+    agentId: bookingAgentId,
+  });
   expect(call.slots).toMatchObject({ name: 'Ada Lovelace', confirm: true });
   expect(call.workflowId).toBe(callWorkflowId(callId));
   expect(call.temporalUrl).toContain(`/workflows/${encodeURIComponent(callWorkflowId(callId))}`);
   expect(call.analysis).toMatchObject({ status: 'skipped' });
   expect(call.analysis.reason).toMatch(/LLM/);
-  const caller = call.transcript.filter((t: { role: string }) => t.role === 'caller').map((t: { text: string }) => t.text);
+  const caller = call.transcript
+    .filter((t: { role: string }) => t.role === 'caller')
+    .map((t: { text: string }) => t.text);
   expect(caller).toEqual(['Ada Lovelace', 'tomorrow at 3pm', 'yes please']);
   const seqs = call.transcript.map((t: { seq: number }) => t.seq);
   expect(seqs).toEqual(seqs.map((_: number, i: number) => i + 1));
@@ -87,7 +99,10 @@ it('books an appointment end to end: transcript, slots, disposition, call record
   );
   expect(usage).toEqual([{ kind: 'call_seconds', quantity: call.durationSeconds, llm_tokens: 0 }]);
 
-  const list = await request(stack.app).get('/v1/calls').query({ channel: 'text', disposition: 'booked' }).set(auth());
+  const list = await request(stack.app)
+    .get('/v1/calls')
+    .query({ channel: 'text', disposition: 'booked' })
+    .set(auth());
   expect(list.body.data.map((c: { id: string }) => c.id)).toContain(callId);
 
   // The history of this conversation replays against today's code (and can be recorded for CI).
@@ -99,7 +114,10 @@ it('books an appointment end to end: transcript, slots, disposition, call record
 });
 
 it('refuses an empty message and a stale turn id, and the conversation goes on', async () => {
-  const { body } = await request(stack.app).post('/v1/conversations').set(auth()).send({ agentId: bookingAgentId });
+  const { body } = await request(stack.app)
+    .post('/v1/conversations')
+    .set(auth())
+    .send({ agentId: bookingAgentId });
   const empty = await say(body.callId, '   ');
   expect(empty.status).toBe(400);
   expect(empty.body.error.details[0].path).toBe('body.text');
@@ -112,7 +130,10 @@ it('refuses an empty message and a stale turn id, and the conversation goes on',
   const zero = await say(body.callId, 'someone else', 0);
   expect(zero.status).toBe(400);
   // Ids may skip ahead; they may never go back.
-  const older = await request(stack.app).post(`/v1/conversations/${body.callId}/messages`).set(auth()).send({ text: 'x', turnId: 5 });
+  const older = await request(stack.app)
+    .post(`/v1/conversations/${body.callId}/messages`)
+    .set(auth())
+    .send({ text: 'x', turnId: 5 });
   expect(older.status).toBe(200);
   const staleTurn = await say(body.callId, 'late', 3);
   expect(staleTurn.status).toBe(409);
@@ -126,23 +147,41 @@ it('refuses an empty message and a stale turn id, and the conversation goes on',
 });
 
 it('a call pinned to version 1 keeps version 1 after version 2 is published', async () => {
-  const v1Call = await request(stack.app).post('/v1/conversations').set(auth()).send({ agentId: bookingAgentId });
+  const v1Call = await request(stack.app)
+    .post('/v1/conversations')
+    .set(auth())
+    .send({ agentId: bookingAgentId });
   expect(v1Call.body.version).toBe(1);
 
   const agent = await request(stack.app).get(`/v1/agents/${bookingAgentId}`).set(auth());
   const definition = agent.body.definition;
   definition.greeting = 'Welcome to version two.';
-  const collectName = definition.flow.nodes.find((n: { type: string; slot?: string }) => n.type === 'collect' && n.slot === 'when');
+  const collectName = definition.flow.nodes.find(
+    (n: { type: string; slot?: string }) => n.type === 'collect' && n.slot === 'when',
+  );
   collectName.prompt = 'Version two asks: when?';
-  expect((await request(stack.app).put(`/v1/agents/${bookingAgentId}`).set(auth()).send({ name: agent.body.name, definition })).status).toBe(200);
-  const published = await request(stack.app).post(`/v1/agents/${bookingAgentId}/publish`).set(auth()).send({});
+  expect(
+    (
+      await request(stack.app)
+        .put(`/v1/agents/${bookingAgentId}`)
+        .set(auth())
+        .send({ name: agent.body.name, definition })
+    ).status,
+  ).toBe(200);
+  const published = await request(stack.app)
+    .post(`/v1/agents/${bookingAgentId}/publish`)
+    .set(auth())
+    .send({});
   expect(published.body.version).toBe(2);
 
   const next = await say(v1Call.body.callId, 'Alan Turing');
   expect(next.body.text).toContain('What day and time would you like to come in?');
   expect(next.body.text).not.toContain('Version two');
 
-  const v2Call = await request(stack.app).post('/v1/conversations').set(auth()).send({ agentId: bookingAgentId });
+  const v2Call = await request(stack.app)
+    .post('/v1/conversations')
+    .set(auth())
+    .send({ agentId: bookingAgentId });
   expect(v2Call.body.version).toBe(2);
   expect(v2Call.body.reply.text).toContain('Welcome to version two.');
   for (const id of [v1Call.body.callId, v2Call.body.callId]) {
@@ -151,7 +190,10 @@ it('a call pinned to version 1 keeps version 1 after version 2 is published', as
 });
 
 it('an unknown agent is a 404 with a code; an unknown conversation too', async () => {
-  const res = await request(stack.app).post('/v1/conversations').set(auth()).send({ agentId: '00000000-0000-4000-8000-000000000001' });
+  const res = await request(stack.app)
+    .post('/v1/conversations')
+    .set(auth())
+    .send({ agentId: '00000000-0000-4000-8000-000000000001' });
   expect(res.status).toBe(404);
   expect(res.body.error.code).toBe('AGENT_NOT_FOUND');
   const missing = await say('00000000-0000-4000-8000-000000000002', 'hello');

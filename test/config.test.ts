@@ -45,7 +45,9 @@ describe('config', () => {
 
   it('refuses development secrets in production, naming each', () => {
     const variables = problemsOf({ NODE_ENV: 'production' }).map((p) => p.variable);
-    expect(variables).toEqual(expect.arrayContaining(['JWT_SECRET', 'DATABASE_APP_PASSWORD', 'ENCRYPTION_KEYS']));
+    expect(variables).toEqual(
+      expect.arrayContaining(['JWT_SECRET', 'DATABASE_APP_PASSWORD', 'ENCRYPTION_KEYS']),
+    );
     expect(() =>
       loadConfig({
         NODE_ENV: 'production',

@@ -237,7 +237,9 @@ describe('docker-compose.yml', () => {
     it('takes every secret from a required interpolation, never a literal or a default', () => {
       const env = environmentOf('api');
       const secrets = Object.keys(env).filter((key) => /SECRET|PASSWORD|API_KEY|ENCRYPTION_KEYS/.test(key));
-      expect(secrets).toEqual(expect.arrayContaining(['JWT_SECRET', 'DATABASE_APP_PASSWORD', 'ENCRYPTION_KEYS']));
+      expect(secrets).toEqual(
+        expect.arrayContaining(['JWT_SECRET', 'DATABASE_APP_PASSWORD', 'ENCRYPTION_KEYS']),
+      );
       for (const key of secrets) expect(env[key]).toMatch(/^\$\{[A-Za-z_][A-Za-z0-9_]*:?\?[^}]*\}$/);
     });
 

@@ -20,6 +20,8 @@ const { deliverWebhook } = proxyActivities<Activities>({
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '30 minutes' },
 });
 
-export async function customerWebhookWorkflow(input: CustomerWebhookInput): Promise<{ delivered: number; endpoints: number }> {
+export async function customerWebhookWorkflow(
+  input: CustomerWebhookInput,
+): Promise<{ delivered: number; endpoints: number }> {
   return deliverWebhook(input);
 }

@@ -85,7 +85,10 @@ export function registerCallRoutes(api: ApiRouter, deps: ApiDeps): void {
       cursor: z.string().max(200).optional(),
     }),
     responses: {
-      200: { description: 'A page of calls', schema: z.object({ data: z.array(callSummary), nextCursor: z.string().nullable() }) },
+      200: {
+        description: 'A page of calls',
+        schema: z.object({ data: z.array(callSummary), nextCursor: z.string().nullable() }),
+      },
     },
     handler: async ({ auth, query }) =>
       withTenant(deps.orm, auth.tenantId, async (em) => {
@@ -103,11 +106,18 @@ export function registerCallRoutes(api: ApiRouter, deps: ApiDeps): void {
         const conditions: Record<string, unknown>[] = [where];
         if (query.cursor) {
           const c = decodeCursor(query.cursor);
-          conditions.push({ $or: [{ createdAt: { $lt: c.createdAt } }, { createdAt: c.createdAt, id: { $lt: c.id } }] });
+          conditions.push({
+            $or: [{ createdAt: { $lt: c.createdAt } }, { createdAt: c.createdAt, id: { $lt: c.id } }],
+          });
         }
-        const rows = await em.find(Call, { $and: conditions }, { orderBy: { createdAt: 'desc', id: 'desc' }, limit: query.limit + 1 });
+        const rows = await em.find(
+          Call,
+          { $and: conditions },
+          { orderBy: { createdAt: 'desc', id: 'desc' }, limit: query.limit + 1 },
+        );
         const page = rows.slice(0, query.limit);
-        const nextCursor = rows.length > query.limit && page.length ? encodeCursor(page[page.length - 1]!) : null;
+        const nextCursor =
+          rows.length > query.limit && page.length ? encodeCursor(page[page.length - 1]!) : null;
         return { body: { data: page.map(toSummary), nextCursor } };
       }),
   });
@@ -115,7 +125,8 @@ export function registerCallRoutes(api: ApiRouter, deps: ApiDeps): void {
   api.route({
     method: 'get',
     path: '/v1/calls/:id',
-    summary: "One call: transcript (what the caller heard), turn timings, analysis, slots, and its workflow's link",
+    summary:
+      "One call: transcript (what the caller heard), turn timings, analysis, slots, and its workflow's link",
     tag: 'calls',
     access: 'authenticated',
     params: idParams,

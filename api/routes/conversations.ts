@@ -41,7 +41,9 @@ const replySchema = z.object({
   ended: z.boolean(),
   status: z.string(),
   disposition: z.string().optional(),
-  hints: z.object({ nodeId: z.string(), slotType: z.string().optional(), choices: z.array(z.string()).optional() }).loose(),
+  hints: z
+    .object({ nodeId: z.string(), slotType: z.string().optional(), choices: z.array(z.string()).optional() })
+    .loose(),
 });
 const callIdParams = z.object({ callId: z.uuid('must be a UUID') });
 
@@ -59,8 +61,13 @@ function updateError(err: unknown): never {
 
 export function registerConversationRoutes(api: ApiRouter, deps: ApiDeps): void {
   /** The conversation's workflow, after checking (under RLS) that the call belongs to the tenant. */
-  const conversation = async (tenantId: string, callId: string): Promise<{ handle: WorkflowHandle; call: Call }> => {
-    const call = await withTenant(deps.orm, tenantId, (em) => em.findOne(Call, { id: callId, channel: 'text' }));
+  const conversation = async (
+    tenantId: string,
+    callId: string,
+  ): Promise<{ handle: WorkflowHandle; call: Call }> => {
+    const call = await withTenant(deps.orm, tenantId, (em) =>
+      em.findOne(Call, { id: callId, channel: 'text' }),
+    );
     if (!call) throw new NotFoundError('Conversation', callId);
     return { handle: deps.temporal.workflow.getHandle(call.workflowId), call };
   };
@@ -80,7 +87,13 @@ export function registerConversationRoutes(api: ApiRouter, deps: ApiDeps): void 
     responses: {
       201: {
         description: 'Started; the reply holds the greeting and first prompt',
-        schema: z.object({ callId: z.string(), workflowId: z.string(), agentVersionId: z.string().nullable(), version: z.number().nullable(), reply: replySchema }),
+        schema: z.object({
+          callId: z.string(),
+          workflowId: z.string(),
+          agentVersionId: z.string().nullable(),
+          version: z.number().nullable(),
+          reply: replySchema,
+        }),
       },
     },
     handler: async ({ auth, body }) => {
@@ -97,7 +110,10 @@ export function registerConversationRoutes(api: ApiRouter, deps: ApiDeps): void 
             : null;
         if (!version) {
           if (body.version) throw new NotFoundError('Agent version', String(body.version));
-          throw new ConflictError('AGENT_NOT_PUBLISHED', 'The agent has no published version; publish it or use version "draft"');
+          throw new ConflictError(
+            'AGENT_NOT_PUBLISHED',
+            'The agent has no published version; publish it or use version "draft"',
+          );
         }
         return { agentVersionId: version.id, version: version.version, timeZone };
       });
@@ -146,12 +162,17 @@ export function registerConversationRoutes(api: ApiRouter, deps: ApiDeps): void 
       /** Strictly increasing; omitted: the next one. Sending the same id twice returns the same reply. */
       turnId: z.number().int().positive().optional(),
     }),
-    responses: { 200: { description: "The agent's reply", schema: replySchema.extend({ turnId: z.number() }) } },
+    responses: {
+      200: { description: "The agent's reply", schema: replySchema.extend({ turnId: z.number() }) },
+    },
     handler: async ({ auth, params, body }) => {
       const { handle } = await conversation(auth.tenantId, params.callId);
       const turnId = body.turnId ?? (await handle.query(stateQuery).catch(updateError)).lastTurnId + 1;
       const reply: UserTurnResult = await handle
-        .executeUpdate(userTurnUpdate, { args: [{ turnId, text: body.text }], updateId: userTurnUpdateId(params.callId, turnId) })
+        .executeUpdate(userTurnUpdate, {
+          args: [{ turnId, text: body.text }],
+          updateId: userTurnUpdateId(params.callId, turnId),
+        })
         .catch(updateError);
       return { body: reply };
     },
@@ -165,14 +186,20 @@ export function registerConversationRoutes(api: ApiRouter, deps: ApiDeps): void 
     tag: 'conversations',
     access: CONVERSATION_ROLES,
     params: callIdParams,
-    body: z.object({ text: z.string().trim().min(1, 'must not be empty').max(4000), turnId: z.number().int().positive().optional() }),
+    body: z.object({
+      text: z.string().trim().min(1, 'must not be empty').max(4000),
+      turnId: z.number().int().positive().optional(),
+    }),
     responses: { 200: { description: 'text/event-stream of delta, reply and error events' } },
     handler: async ({ auth, params, body, res }) => {
       const { handle } = await conversation(auth.tenantId, params.callId);
       const turnId = body.turnId ?? (await handle.query(stateQuery).catch(updateError)).lastTurnId + 1;
-      res.status(200).set({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      res
+        .status(200)
+        .set({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
       res.flushHeaders();
-      const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      const send = (event: string, data: unknown) =>
+        res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
       const streams = deps.speechStreams;
       const close = streams?.open(params.callId, turnId, (text) => send('delta', { text }));
       try {
@@ -185,7 +212,8 @@ export function registerConversationRoutes(api: ApiRouter, deps: ApiDeps): void 
         try {
           updateError(err);
         } catch (mapped) {
-          const e = mapped instanceof AppError ? mapped : new AppError(500, 'INTERNAL_ERROR', 'The turn failed');
+          const e =
+            mapped instanceof AppError ? mapped : new AppError(500, 'INTERNAL_ERROR', 'The turn failed');
           send('error', { code: e.code, message: e.message });
         }
       } finally {
@@ -210,7 +238,10 @@ export function registerConversationRoutes(api: ApiRouter, deps: ApiDeps): void 
       if (description.status.name !== 'RUNNING') {
         return { body: { callId: call.id, status: call.status, disposition: call.disposition, ended: true } };
       }
-      const [state, transcript] = await Promise.all([handle.query(stateQuery), handle.query(transcriptQuery)]);
+      const [state, transcript] = await Promise.all([
+        handle.query(stateQuery),
+        handle.query(transcriptQuery),
+      ]);
       return { body: { ...state, transcript } };
     },
   });
@@ -226,7 +257,8 @@ export function registerConversationRoutes(api: ApiRouter, deps: ApiDeps): void 
     handler: async ({ auth, params }) => {
       const { handle } = await conversation(auth.tenantId, params.callId);
       const description = await handle.describe();
-      if (description.status.name === 'RUNNING') await handle.signal(hangupSignal, { reason: 'ended by the user' });
+      if (description.status.name === 'RUNNING')
+        await handle.signal(hangupSignal, { reason: 'ended by the user' });
       const result = (await handle.result()) as CallWorkflowResult;
       return { body: result };
     },

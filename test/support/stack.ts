@@ -68,7 +68,10 @@ export async function startStack(
   const connection = await Connection.connect({
     address: config.TEMPORAL_ADDRESS as string,
     interceptors: [
-      makeGrpcRetryInterceptor({ ...retry, retryableDecider: (attempt, status) => !closing && retry.retryableDecider(attempt, status) }),
+      makeGrpcRetryInterceptor({
+        ...retry,
+        retryableDecider: (attempt, status) => !closing && retry.retryableDecider(attempt, status),
+      }),
     ],
   });
   const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });

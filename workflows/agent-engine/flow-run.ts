@@ -62,7 +62,13 @@ export class FlowRun {
   }
 
   vars(state: EngineState): InterpolationVars {
-    return { slots: state.slots, contact: this.ctx.contact, call: this.ctx.call, timeZone: this.ctx.timeZone, language: this.def.language };
+    return {
+      slots: state.slots,
+      contact: this.ctx.contact,
+      call: this.ctx.call,
+      timeZone: this.ctx.timeZone,
+      language: this.def.language,
+    };
   }
 
   text(template: string, state: EngineState): string {

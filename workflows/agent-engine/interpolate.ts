@@ -37,9 +37,12 @@ function spoken(value: string, vars: InterpolationVars): string {
         .replace(/, (\d{1,2}:\d{2})/, ' at $1');
     }
     if (ISO_DATE.test(value)) {
-      return new Intl.DateTimeFormat(locale, { timeZone: 'UTC', weekday: 'long', month: 'long', day: 'numeric' }).format(
-        new Date(`${value}T12:00:00Z`),
-      );
+      return new Intl.DateTimeFormat(locale, {
+        timeZone: 'UTC',
+        weekday: 'long',
+        month: 'long',
+        day: 'numeric',
+      }).format(new Date(`${value}T12:00:00Z`));
     }
   } catch {
     // An unknown zone or locale: say the value as stored.
