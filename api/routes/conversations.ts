@@ -46,6 +46,16 @@ const replySchema = z.object({
     .loose(),
 });
 const callIdParams = z.object({ callId: z.uuid('must be a UUID') });
+const messageBody = z.object({
+  text: z.string().trim().min(1, 'must not be empty').max(4000),
+  /** Strictly increasing; omitted: the next one. Sending the same id twice returns the same reply. */
+  turnId: z.number().int().positive().optional(),
+});
+
+/** The turn id the client gave, or the one after the workflow's last accepted turn. */
+async function turnIdFor(handle: WorkflowHandle, given: number | undefined): Promise<number> {
+  return given ?? (await handle.query(stateQuery).catch(updateError)).lastTurnId + 1;
+}
 
 /** Maps a rejected or failed update to the API's error shape. */
 function updateError(err: unknown): never {
@@ -157,17 +167,13 @@ export function registerConversationRoutes(api: ApiRouter, deps: ApiDeps): void 
     tag: 'conversations',
     access: CONVERSATION_ROLES,
     params: callIdParams,
-    body: z.object({
-      text: z.string().trim().min(1, 'must not be empty').max(4000),
-      /** Strictly increasing; omitted: the next one. Sending the same id twice returns the same reply. */
-      turnId: z.number().int().positive().optional(),
-    }),
+    body: messageBody,
     responses: {
       200: { description: "The agent's reply", schema: replySchema.extend({ turnId: z.number() }) },
     },
     handler: async ({ auth, params, body }) => {
       const { handle } = await conversation(auth.tenantId, params.callId);
-      const turnId = body.turnId ?? (await handle.query(stateQuery).catch(updateError)).lastTurnId + 1;
+      const turnId = await turnIdFor(handle, body.turnId);
       const reply: UserTurnResult = await handle
         .executeUpdate(userTurnUpdate, {
           args: [{ turnId, text: body.text }],
@@ -186,14 +192,11 @@ export function registerConversationRoutes(api: ApiRouter, deps: ApiDeps): void 
     tag: 'conversations',
     access: CONVERSATION_ROLES,
     params: callIdParams,
-    body: z.object({
-      text: z.string().trim().min(1, 'must not be empty').max(4000),
-      turnId: z.number().int().positive().optional(),
-    }),
+    body: messageBody,
     responses: { 200: { description: 'text/event-stream of delta, reply and error events' } },
     handler: async ({ auth, params, body, res }) => {
       const { handle } = await conversation(auth.tenantId, params.callId);
-      const turnId = body.turnId ?? (await handle.query(stateQuery).catch(updateError)).lastTurnId + 1;
+      const turnId = await turnIdFor(handle, body.turnId);
       res
         .status(200)
         .set({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
