@@ -92,6 +92,9 @@ it('continues as new every few turns without losing a turn or a slot', async () 
   expect(state.slots).toMatchObject({ name: 'Ada Lovelace' });
   expect(state.lastTurnId).toBe(4);
   expect((await handle.describe()).runId).not.toBe(firstRunId);
+  // A late openConversation on the continued run does not greet again.
+  const reopened = await handle.executeUpdate(openConversationUpdate, { args: [{}] });
+  expect(reopened).toMatchObject({ text: '', ended: false, slots: { name: 'Ada Lovelace' } });
 
   const last = await turn(handle, callId, 5, 'yes');
   expect(last).toMatchObject({ ended: true, disposition: 'booked' });

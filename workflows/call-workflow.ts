@@ -341,6 +341,18 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
 
   const open = async (speakQueue?: string): Promise<AgentReply> => {
     if (openReply) return openReply;
+    if (carried) {
+      // A continued run was opened long ago: answer where the conversation stands, greet no one twice.
+      return {
+        text: '',
+        nodeId: engine!.nodeId,
+        slots: engine!.slots,
+        hints: listeningHints(definition!, engine!),
+        ended,
+        status,
+        disposition,
+      };
+    }
     // An update can arrive with the start itself, before the definition has been loaded.
     await condition(() => definition !== undefined);
     opened = true;
