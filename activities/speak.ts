@@ -5,12 +5,12 @@
  */
 import { Context } from '@temporalio/activity';
 import type { SpeakInput, SpeakResult } from '../contracts/call';
-import { streamChat, type createLlmClients } from './llm';
+import { streamChat, type LlmClients } from './llm';
 
 export type SpeechSink = (delta: string) => void;
 
 export interface SpeakDeps {
-  llmClients: ReturnType<typeof createLlmClients>;
+  llmClients: LlmClients;
   /** Finds the live connection waiting for this turn's words, if this process holds one. */
   sinkFor?: (callId: string, turnId: number) => SpeechSink | undefined;
 }
