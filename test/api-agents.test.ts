@@ -13,7 +13,14 @@ import {
   seedDemoAgents,
 } from '../db/seed/demo-agents';
 import { withTenant } from '../db/tenant-context';
-import { signUpTenant, startStack, uniqueEmail, type SignedUp, type TestStack } from './support/stack';
+import {
+  signUpTenant,
+  startStack,
+  uniqueEmail,
+  type SignedUp,
+  type TestStack,
+  bearer,
+} from './support/stack';
 
 let stack: TestStack;
 let owner: SignedUp;
@@ -24,7 +31,6 @@ beforeAll(async () => {
 });
 afterAll(() => stack.close());
 
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const UNKNOWN_ID = '00000000-0000-4000-8000-00000000abcd';
 const SECRET = 'whsec_0123456789abcdefWXYZ';
 

@@ -6,7 +6,14 @@ import jwt from 'jsonwebtoken';
 import request from 'supertest';
 import { issueAccessToken } from '../api/auth/tokens';
 import { withTenant } from '../db/tenant-context';
-import { signUpTenant, startStack, uniqueEmail, type SignedUp, type TestStack } from './support/stack';
+import {
+  signUpTenant,
+  startStack,
+  uniqueEmail,
+  type SignedUp,
+  type TestStack,
+  bearer,
+} from './support/stack';
 
 let stack: TestStack;
 let owner: SignedUp;
@@ -16,8 +23,6 @@ beforeAll(async () => {
   owner = await signUpTenant(stack.app, 'Auth Co');
 });
 afterAll(() => stack.close());
-
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 async function addUser(role: string, password = 'a long enough password') {
   const email = uniqueEmail(role);

@@ -30,6 +30,7 @@ import {
   uniqueEmail,
   type SignedUp,
   type TestStack,
+  bearer,
 } from './support/stack';
 
 let stack: TestStack;
@@ -48,8 +49,6 @@ afterAll(async () => {
   await Promise.all(receivers.map((r) => r.close()));
   await stack.close();
 });
-
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 async function receiver(): Promise<WebhookReceiver> {
   const r = await startWebhookReceiver();

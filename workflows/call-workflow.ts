@@ -149,6 +149,17 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     await records.recordTurns({ tenantId: input.tenantId, callId: input.callId, turns: batch });
   };
 
+  /** The agent's words for a turn, with where the conversation now stands. */
+  const replyWith = (text: string): AgentReply => ({
+    text,
+    nodeId: engine!.nodeId,
+    slots: engine!.slots,
+    hints: listeningHints(definition!, engine!),
+    ended,
+    status,
+    disposition,
+  });
+
   const context = (): EngineContext => ({
     now: nowIso(),
     timeZone: input.timeZone ?? 'UTC',
@@ -210,15 +221,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     }
     await sayNow();
     await flushTurns();
-    return {
-      text: said.filter(Boolean).join(' '),
-      nodeId: engine.nodeId,
-      slots: engine.slots,
-      hints: listeningHints(def, engine),
-      ended,
-      status,
-      disposition,
-    };
+    return replyWith(said.filter(Boolean).join(' '));
 
     /** Performs a terminal effect; returns the event to feed back, or undefined when the engine waits or ends. */
     async function perform(effect: Exclude<EngineEffect, { type: 'say' }>): Promise<EngineEvent | undefined> {
@@ -343,15 +346,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     if (openReply) return openReply;
     if (carried) {
       // A continued run was opened long ago: answer where the conversation stands, greet no one twice.
-      return {
-        text: '',
-        nodeId: engine!.nodeId,
-        slots: engine!.slots,
-        hints: listeningHints(definition!, engine!),
-        ended,
-        status,
-        disposition,
-      };
+      return replyWith('');
     }
     // An update can arrive with the start itself, before the definition has been loaded.
     await condition(() => definition !== undefined);
@@ -388,16 +383,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
         });
         if (ended) {
           await flushTurns();
-          return {
-            turnId: req.turnId,
-            text: '',
-            nodeId: engine!.nodeId,
-            slots: engine!.slots,
-            hints: listeningHints(definition!, engine!),
-            ended,
-            status,
-            disposition,
-          };
+          return { ...replyWith(''), turnId: req.turnId };
         }
         const reply = await runEngine(
           (def) => advanceEngine(def, engine!, { type: 'user_input', text: req.text.trim() }, context()),

@@ -144,3 +144,6 @@ export async function signUpTenant(app: Express, tenantName = 'Acme'): Promise<S
   if (res.status !== 201) throw new Error(`signup failed: ${res.status} ${JSON.stringify(res.body)}`);
   return { token: res.body.token, tenantId: res.body.tenant.id, userId: res.body.user.id, email, password };
 }
+
+/** The Authorization header for a JWT or an API key. */
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
