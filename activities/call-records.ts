@@ -208,11 +208,15 @@ export function createCallRecordActivities({ orm }: CallRecordDeps) {
       durationSeconds: number;
       slots: Record<string, unknown>;
       llmTokens: number;
+      /** Relative to the recording store (RECORDINGS_DIR). */
+      recording?: { path: string; seconds: number };
     }): Promise<void> {
       await withTenant(orm, input.tenantId, (em) =>
         em.execute(
           `update calls set status = ?, disposition = ?, end_reason = ?, ended_at = ?, duration_seconds = ?,
-             slots = ?::jsonb, llm_tokens = ?, updated_at = now() where id = ?`,
+             slots = ?::jsonb, llm_tokens = ?,
+             recording_path = coalesce(?, recording_path), recording_seconds = coalesce(?, recording_seconds),
+             updated_at = now() where id = ?`,
           [
             input.status,
             input.disposition,
@@ -221,6 +225,8 @@ export function createCallRecordActivities({ orm }: CallRecordDeps) {
             input.durationSeconds,
             JSON.stringify(input.slots),
             input.llmTokens,
+            input.recording?.path ?? null,
+            input.recording?.seconds ?? null,
             input.callId,
           ],
         ),

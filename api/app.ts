@@ -1,4 +1,7 @@
-/** The Express 5 application: health, the versioned REST API, its OpenAPI docs, and the dashboard. */
+/**
+ * The Express 5 application: health, Twilio's webhooks, the versioned REST API, its OpenAPI docs,
+ * and the dashboard.
+ */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import express, { type Express } from 'express';
@@ -14,6 +17,9 @@ import { registerAuthRoutes } from './routes/auth';
 import { registerCallRoutes } from './routes/calls';
 import { registerConversationRoutes } from './routes/conversations';
 import { registerHealthRoutes } from './routes/health';
+import { registerPhoneNumberRoutes } from './routes/phone-numbers';
+import { registerTestCallRoutes } from './routes/test-calls';
+import { createTwilioWebhookRouter } from './routes/twilio-webhooks';
 import { registerUserRoutes } from './routes/users';
 import { registerWebhookEndpointRoutes } from './routes/webhook-endpoints';
 
@@ -45,6 +51,8 @@ export function createApp(deps: ApiDeps): Express {
   app.use(express.json({ limit: deps.config.API_BODY_LIMIT }));
 
   registerHealthRoutes(app, deps, VERSION);
+  // Twilio posts forms and reads TwiML; its errors (bad signature) still use the JSON error shape.
+  app.use('/twilio', createTwilioWebhookRouter(deps));
 
   const api = new ApiRouter(createAuthenticator({ orm: deps.orm, jwtSecret: deps.config.JWT_SECRET }));
   registerAuthRoutes(api, deps);
@@ -54,6 +62,8 @@ export function createApp(deps: ApiDeps): Express {
   registerAgentRoutes(api, deps);
   registerConversationRoutes(api, deps);
   registerCallRoutes(api, deps);
+  registerPhoneNumberRoutes(api, deps);
+  registerTestCallRoutes(api, deps);
   app.use(api.router);
 
   const openApi = buildOpenApiDocument(api.operations, {

@@ -68,6 +68,12 @@ export class ConflictError extends AppError {
   }
 }
 
+export class TooManyRequestsError extends AppError {
+  constructor(code: string, message: string, details?: Record<string, unknown>) {
+    super(429, code, message, details);
+  }
+}
+
 export class ServiceUnavailableError extends AppError {
   constructor(code: string, message: string, cause?: unknown) {
     super(503, code, message, undefined, { cause });

@@ -8,6 +8,8 @@
  * - the same with an API key: hash + tenant-scoped lookup.
  * - sign-up: two tenant-scoped writes + tenantProvisioningWorkflow round trip (start, activity, result).
  * - withTenant vs a bare query: the price of setting the tenant per transaction.
+ * - POST /twilio/voice (bench/voice-webhook.ts): a signed inbound call answered with TwiML (number
+ *   lookup, admission transaction, callWorkflow start).
  * - text turns (bench/text-turns.ts): the `userTurn` round trip, deterministic and with an instant
  *   LLM peer, through the client and the api, where its time goes, and how many concurrent text
  *   conversations the one worker sustains. Appended as a second section.
@@ -33,6 +35,7 @@ import { createWorkers } from '../workers/create-workers';
 import { startOpenAiPeer } from '../test/peers/openai-peer';
 import { machine, measure, type Summary } from './stats';
 import { runTextTurnScenarios, textTurnsSection } from './text-turns';
+import { measureVoiceWebhook } from './voice-webhook';
 
 const RESULTS = path.join(__dirname, 'RESULTS.md');
 const ms = (v: number) => v.toFixed(2);
@@ -64,6 +67,7 @@ async function main() {
     LOG_LEVEL: 'silent',
     OPENAI_BASE_URL: peer.baseUrl,
     OPENAI_API_KEY: PEER_API_KEY,
+    TWILIO_AUTH_TOKEN: 'bench-twilio-auth-token',
   });
   await runMigrations(config);
   const orm = await createAppOrm(config);
@@ -148,6 +152,19 @@ async function main() {
       await withTenant(orm, tenantId, (em) => em.execute('select count(*) from users'));
     });
     rows.push(['bare `select 1` (pool)', bare], ['withTenant: begin, set_config, select, commit', scoped]);
+    rows.push([
+      'POST /twilio/voice, inbound (signature, route, admission, workflow start), 1 at a time',
+      await measureVoiceWebhook({
+        base,
+        config,
+        token,
+        tenantId,
+        userId: owner.user.id as string,
+        orm,
+        temporal,
+        calls: 200,
+      }),
+    ]);
 
     const table = [
       '| scenario | n | p50 ms | p95 ms | p99 ms | max ms | per s |',

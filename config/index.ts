@@ -12,6 +12,12 @@ const DEV_JWT_SECRET = 'parley-development-only-jwt-secret-do-not-deploy';
 const DEV_APP_DB_PASSWORD = 'parley_app_dev_password';
 /** Development-only key for credentials at rest; production must set ENCRYPTION_KEYS. */
 const DEV_ENCRYPTION_KEYS = 'dev:cGFybGV5LWRldmVsb3BtZW50LW9ubHkta2V5LTMyYiE=';
+/**
+ * `npm start` signs-checks Twilio webhooks against this when TWILIO_AUTH_TOKEN is unset (never in
+ * production), so the caller simulator can ring a local Parley without a Twilio account.
+ */
+export const DEV_TWILIO_AUTH_TOKEN = 'parley-development-twilio-auth-token';
+const DEV_STREAM_TOKEN_SECRET = 'parley-development-only-stream-token-secret';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const optionalString = z
@@ -67,6 +73,16 @@ export const configSchema = z
       .int()
       .min(1024)
       .default(64 * 1024),
+    /** Signs the `<Parameter name="token">` the api hands to Twilio and the relay verifies. */
+    STREAM_TOKEN_SECRET: z
+      .string()
+      .min(32, 'must be at least 32 characters')
+      .default(DEV_STREAM_TOKEN_SECRET),
+    STREAM_TOKEN_TTL_SECONDS: z.coerce.number().int().min(5).max(3600).default(60),
+    /** Where the relay writes call recordings and the api reads them; unset: <DATA_DIR>/recordings. */
+    RECORDINGS_DIR: optionalString,
+    /** pocketsphinx acoustic model, language model and dictionary for the local speech-to-text. */
+    POCKETSPHINX_MODEL_DIR: z.string().default('/usr/share/pocketsphinx/model/en-us'),
 
     DATABASE_URL: postgresUrl,
     DATABASE_APP_URL: postgresUrl,
@@ -170,6 +186,8 @@ export const configSchema = z
     if (c.NODE_ENV === 'production') {
       if (c.JWT_SECRET === DEV_JWT_SECRET)
         ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'must be set in production' });
+      if (c.STREAM_TOKEN_SECRET === DEV_STREAM_TOKEN_SECRET)
+        ctx.addIssue({ code: 'custom', path: ['STREAM_TOKEN_SECRET'], message: 'must be set in production' });
       if (c.ENCRYPTION_KEYS[0]?.id === 'dev')
         ctx.addIssue({ code: 'custom', path: ['ENCRYPTION_KEYS'], message: 'must be set in production' });
       if (c.DATABASE_APP_PASSWORD === DEV_APP_DB_PASSWORD && !c.DATABASE_APP_URL)
@@ -203,6 +221,7 @@ export const configSchema = z
     ...c,
     PUBLIC_BASE_URL: c.PUBLIC_BASE_URL ?? `http://localhost:${c.API_PORT}`,
     RELAY_PUBLIC_URL: c.RELAY_PUBLIC_URL ?? `ws://localhost:${c.RELAY_PORT}`,
+    RECORDINGS_DIR: path.resolve(c.RECORDINGS_DIR ?? path.join(c.DATA_DIR, 'recordings')),
   }));
 
 export type ConfigInput = z.input<typeof configSchema>;

@@ -192,6 +192,8 @@ export const agentDefinitionSchema = z.object({
       minSpeechMs: z.number().int().min(50).max(3000).default(250),
     })
     .default({ enabled: true, minSpeechMs: 250 }),
+  /** Voice calls: keep a stereo WAV (caller, agent) of each call in the recording store. */
+  recording: z.object({ enabled: z.boolean().default(false) }).default({ enabled: false }),
   tools: z.array(toolSchema).max(50).default([]),
   knowledge: z
     .array(z.object({ title: text(200), content: text(20_000) }))

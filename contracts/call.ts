@@ -27,7 +27,9 @@ export type CallStatus =
   | 'voicemail'
   | 'no-answer'
   | 'busy'
-  | 'canceled';
+  | 'canceled'
+  /** Refused at admission (over the tenant's concurrent-call limit); never reached the workflow. */
+  | 'rejected';
 export const FINAL_CALL_STATUSES: readonly CallStatus[] = [
   'completed',
   'failed',
@@ -36,6 +38,7 @@ export const FINAL_CALL_STATUSES: readonly CallStatus[] = [
   'no-answer',
   'busy',
   'canceled',
+  'rejected',
 ];
 
 export interface CallWorkflowInput {
@@ -63,6 +66,8 @@ export interface CallWorkflowInput {
     maxTurnsPerRun?: number;
     /** Ends an idle text conversation (no message for this long). */
     idleTimeoutSeconds?: number;
+    /** Voice/web: how long the relay may go silent (no heartbeat) before the call counts as lost. */
+    mediaHeartbeatTimeoutSeconds?: number;
   };
   /** Present only when the workflow continues as new. */
   carried?: CarriedCallState;
@@ -170,6 +175,46 @@ export interface SpeakInput {
   text?: string;
   /** Or: generate the words with the model and say them as they stream. */
   llm?: LlmRequest;
+  /** What the conversation expects next, once this is said (the relay tunes its STT with it). */
+  hints?: ListeningHints;
+}
+
+/** How the relay handles one call's audio: from the pinned agent definition. */
+export interface MediaSettings {
+  language: string;
+  voice: { provider: 'local' | 'openai'; voiceId: string };
+  stt: { provider: 'local' | 'openai'; model?: string };
+  tts: { provider: 'local' | 'openai'; model?: string };
+  /** Silence that ends the caller's turn. */
+  endpointingMs: number;
+  /** Barge-in: caller speech this long while the agent talks stops the agent (0: never). */
+  bargeInMinSpeechMs: number;
+  record: boolean;
+}
+
+export interface HoldMediaInput {
+  tenantId: string;
+  callId: string;
+  settings: MediaSettings;
+}
+
+/** How a media stream ended, reported when the relay lets go of it. */
+export interface HoldMediaResult {
+  endedBy: 'stop' | 'socket_closed' | 'relay_shutdown' | 'call_ended';
+  recording?: { path: string; seconds: number };
+  stats: { framesIn: number; malformed: number; outOfOrder: number };
+}
+
+/** Failure type of a relay activity whose call has no live stream there (the media is gone). */
+export const MEDIA_STREAM_GONE = 'MediaStreamGone';
+
+/** Activities only the relay hosts (queue relay.<instanceId>); the workflow imports their types. */
+export interface RelayActivities {
+  speak(input: SpeakInput): Promise<SpeakResult>;
+  /** Runs for as long as the relay holds the call's stream, heartbeating; its loss means the relay died. */
+  holdMedia(input: HoldMediaInput): Promise<HoldMediaResult>;
+  /** The call is over: play out what is queued, close the stream, finish the recording. */
+  releaseMedia(input: { callId: string; reason: string }): Promise<void>;
 }
 
 export interface SpeakResult {
@@ -178,6 +223,8 @@ export interface SpeakResult {
   /** What the listener actually received (equals `text` unless interrupted). */
   heardText: string;
   interrupted: boolean;
+  /** Voice: the caller hung up (the stream ended) while or before this was said. */
+  callerGone?: boolean;
   llm?: LlmResult;
   timings: Record<string, number>;
 }

@@ -11,6 +11,13 @@ export interface MigrationResult {
   applied: string[];
 }
 
+/** The narrow lookups that run before a tenant is known; the app role may execute these and nothing else. */
+export const SECURITY_DEFINER_FUNCTIONS = [
+  'parley_login_candidates(text)',
+  'parley_phone_route(text)',
+  'parley_call_by_provider_sid(text)',
+] as const;
+
 function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
@@ -40,7 +47,8 @@ export async function ensureAppRole(
     await client.query(`revoke update, delete on audit_log from ${r}`);
     await client.query(`revoke all on mikro_orm_migrations from ${r}`);
     await client.query(`grant usage, select on all sequences in schema public to ${r}`);
-    await client.query(`grant execute on function parley_login_candidates(text) to ${r}`);
+    for (const fn of SECURITY_DEFINER_FUNCTIONS)
+      await client.query(`grant execute on function ${fn} to ${r}`);
   } finally {
     await client.end();
   }

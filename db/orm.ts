@@ -9,6 +9,7 @@ import { requireSetting } from '../config';
 import { ENTITY_SCHEMAS } from './entities';
 import { Migration20261121000000_initial } from './migrations/Migration20261121000000_initial';
 import { Migration20261121100000_call_outcome } from './migrations/Migration20261121100000_call_outcome';
+import { Migration20261122000000_voice } from './migrations/Migration20261122000000_voice';
 
 export { MikroORM };
 export type { EntityManager } from '@mikro-orm/postgresql';
@@ -16,6 +17,7 @@ export type { EntityManager } from '@mikro-orm/postgresql';
 export const MIGRATIONS = [
   { name: 'Migration20261121000000_initial', class: Migration20261121000000_initial },
   { name: 'Migration20261121100000_call_outcome', class: Migration20261121100000_call_outcome },
+  { name: 'Migration20261122000000_voice', class: Migration20261122000000_voice },
 ];
 
 export function ormOptions(clientUrl: string, poolMax: number): Options {

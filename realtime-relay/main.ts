@@ -1,26 +1,50 @@
 /** The relay process (`npm run relay`): holds live audio sockets; speaks on queue relay.<instanceId>. */
 import os from 'node:os';
+import OpenAI from 'openai';
+import { llmClientsFromConfig } from '../activities';
 import { loadConfigOrExit } from '../config';
 import { createLogger } from '../lib/logger';
 import { onShutdown } from '../lib/shutdown';
-import { createRelayServer } from './server';
+import { connectClient, connectWorker } from '../temporal-config/connection';
+import { createRelay } from './relay';
 
-function main() {
+async function main() {
   const config = loadConfigOrExit();
   const logger = createLogger(config, 'relay');
   const instanceId = config.RELAY_INSTANCE_ID ?? `${os.hostname()}-${process.pid}`;
-  const relay = createRelayServer({ instanceId, maxPayloadBytes: config.RELAY_MAX_PAYLOAD_BYTES, logger });
-  relay.server.listen(config.RELAY_PORT, config.RELAY_HOST, () => {
-    logger.info(
-      { instanceId, port: config.RELAY_PORT },
-      `relay listening on ${config.RELAY_HOST}:${config.RELAY_PORT}`,
-    );
+  const temporal = await connectClient(config);
+  const workerConnection = await connectWorker(config);
+  const relay = await createRelay({
+    config,
+    logger,
+    instanceId,
+    temporal,
+    workerConnection,
+    llmClients: llmClientsFromConfig(config),
+    openai: config.OPENAI_API_KEY
+      ? new OpenAI({ apiKey: config.OPENAI_API_KEY, baseURL: config.OPENAI_BASE_URL })
+      : undefined,
   });
-  relay.server.on('error', (err) => {
+  try {
+    await relay.listen(config.RELAY_PORT, config.RELAY_HOST);
+  } catch (err) {
     logger.fatal({ err }, 'relay could not listen');
     process.exit(1);
-  });
-  onShutdown(logger, [() => relay.drain(20_000)], 30_000);
+  }
+  logger.info(
+    { instanceId, port: config.RELAY_PORT, taskQueue: relay.taskQueue },
+    `relay listening on ${config.RELAY_HOST}:${config.RELAY_PORT}`,
+  );
+  onShutdown(
+    logger,
+    [() => relay.stop(20_000), () => workerConnection.close(), () => temporal.connection.close()],
+    30_000,
+  );
 }
 
-main();
+main().catch((err: unknown) => {
+  process.stderr.write(
+    `relay failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
+  process.exit(1);
+});

@@ -30,6 +30,8 @@ export interface RelayServerOptions {
   heartbeatMs?: number;
   logger: Logger;
   routes?: Record<string, StreamRoute>;
+  /** Live figures served at GET /stats (streams held, event-loop delay, frame cost). */
+  stats?: (reset: boolean) => Record<string, unknown>;
 }
 
 function refuse(socket: Duplex, status: number, message: string) {
@@ -49,6 +51,9 @@ export function createRelayServer(options: RelayServerOptions) {
     if (url.pathname === '/health/live' || url.pathname === '/health') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ status: 'ok', instanceId: options.instanceId, streams: wss.clients.size }));
+    } else if (url.pathname === '/stats' && options.stats) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(options.stats(url.searchParams.get('reset') === '1')));
     } else if (url.pathname === '/health/ready') {
       res.writeHead(accepting ? 200 : 503, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ status: accepting ? 'ok' : 'draining', instanceId: options.instanceId }));

@@ -38,3 +38,37 @@ if (reason) {
   const result = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
+
+// The local speech engines (offline speech-to-text and text-to-speech for phone and browser calls)
+// are Debian packages. Install them on first use when this machine can; otherwise say how.
+const SPEECH_PACKAGES = ['espeak-ng', 'pocketsphinx', 'pocketsphinx-en-us'];
+const onPath = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+const speechReady =
+  onPath('espeak-ng') &&
+  onPath('pocketsphinx_continuous') &&
+  fs.existsSync('/usr/share/pocketsphinx/model/en-us/en-us.lm.bin');
+if (!speechReady && process.env.PARLEY_SKIP_APT !== '1') {
+  if (process.getuid?.() === 0 && onPath('apt-get')) {
+    console.log(`[parley] installing the local speech engines (${SPEECH_PACKAGES.join(', ')})…`);
+    let result = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...SPEECH_PACKAGES], {
+      stdio: 'inherit',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+    if (result.status !== 0) {
+      spawnSync('apt-get', ['update'], { stdio: 'inherit' });
+      result = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...SPEECH_PACKAGES], {
+        stdio: 'inherit',
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      });
+    }
+    if (result.status !== 0) {
+      console.error('[parley] could not install the speech engines with apt-get; voice calls need them.');
+      process.exit(1);
+    }
+  } else {
+    console.warn(
+      `[parley] the local speech engines are missing: install ${SPEECH_PACKAGES.join(' ')} ` +
+        '(Debian/Ubuntu: sudo apt-get install …) for voice calls without cloud speech.',
+    );
+  }
+}

@@ -5,7 +5,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { absoluteDataDir, ConfigError, loadConfig, loadConfigOrExit, type Config } from '../config';
+import {
+  absoluteDataDir,
+  ConfigError,
+  DEV_TWILIO_AUTH_TOKEN,
+  loadConfig,
+  loadConfigOrExit,
+  type Config,
+} from '../config';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../db/embedded-postgres';
 import { runMigrations } from '../db/migrate';
 import {
@@ -25,6 +32,8 @@ const DEMO = {
   email: 'demo@parley.local',
   password: 'parley-demo-password',
 };
+/** Twilio's magic test number: calls to it succeed without a real line. */
+const DEMO_LINE = { number: '+15005550006', label: 'Demo line' };
 const PROCESSES = [
   { name: 'api', entry: 'api/main.ts', color: 36 },
   { name: 'worker', entry: 'workers/main.ts', color: 35 },
@@ -76,8 +85,9 @@ function pipeOutput(child: ChildProcess, name: string, color: number, onMessage?
 
 /**
  * The demo tenant and its agents, through the public API like any client: the deterministic booking
- * agent (published, works without an LLM) and the LLM receptionist template (a draft until a
- * provider key is configured). Idempotent: what exists is left alone.
+ * agent (published, works without an LLM), the LLM receptionist template (a draft until a
+ * provider key is configured), and the demo line that rings the booking agent. Idempotent: what
+ * exists is left alone.
  */
 async function seedDemo(apiUrl: string): Promise<string[]> {
   const call = async (method: string, path: string, body?: unknown, token?: string) => {
@@ -98,17 +108,41 @@ async function seedDemo(apiUrl: string): Promise<string[]> {
     done.push('demo tenant');
   }
   const token = session.json.token as string;
-  const agents = (await call('GET', '/v1/agents', undefined, token)).json.data as { name: string }[];
+  const agents = (await call('GET', '/v1/agents', undefined, token)).json.data as {
+    id: string;
+    name: string;
+  }[];
+  const agentIds = new Map(agents.map((a) => [a.name, a.id]));
   const seeds = [
     { name: DEMO_BOOKING_AGENT_NAME, definition: DEMO_BOOKING_AGENT, publish: true },
     { name: LLM_RECEPTIONIST_TEMPLATE_NAME, definition: LLM_RECEPTIONIST_TEMPLATE, publish: false },
   ];
   for (const seed of seeds) {
-    if (agents.some((a) => a.name === seed.name)) continue;
+    if (agentIds.has(seed.name)) continue;
     const created = await call('POST', '/v1/agents', { name: seed.name, definition: seed.definition }, token);
     if (!created.ok) throw new Error(`seeding agent '${seed.name}' failed: ${JSON.stringify(created.json)}`);
     if (seed.publish) await call('POST', `/v1/agents/${String(created.json.id)}/publish`, {}, token);
+    agentIds.set(seed.name, String(created.json.id));
     done.push(`agent '${seed.name}'`);
+  }
+
+  // The demo line rings the booking agent; a number routes to one tenant only, so another tenant
+  // of this database may hold it already.
+  const numbers = (await call('GET', '/v1/phone-numbers', undefined, token)).json.data as {
+    number: string;
+  }[];
+  if (!numbers.some((n) => n.number === DEMO_LINE.number)) {
+    const line = await call(
+      'POST',
+      '/v1/phone-numbers',
+      { ...DEMO_LINE, agentId: agentIds.get(DEMO_BOOKING_AGENT_NAME) },
+      token,
+    );
+    const code = (line.json.error as { code?: string } | undefined)?.code;
+    if (line.ok) done.push(`phone number ${DEMO_LINE.number} → '${DEMO_BOOKING_AGENT_NAME}'`);
+    else if (code === 'PHONE_NUMBER_TAKEN')
+      say(`demo line ${DEMO_LINE.number} is registered by another tenant; not seeding it`);
+    else throw new Error(`seeding the demo line failed: ${line.status} ${JSON.stringify(line.json)}`);
   }
   return done;
 }
@@ -170,6 +204,12 @@ async function main() {
       });
       env.TEMPORAL_ADDRESS = temporal.address;
     }
+    if (!baseConfig.TWILIO_AUTH_TOKEN && baseConfig.NODE_ENV !== 'production') {
+      // Webhooks are always signature-checked; locally, against a development token that the
+      // caller simulator (`npm run simulate-call`) signs with too.
+      env.TWILIO_AUTH_TOKEN = DEV_TWILIO_AUTH_TOKEN;
+      say('Twilio webhooks accept the development auth token (set TWILIO_AUTH_TOKEN for a real account)');
+    }
     const config: Config = loadConfig(env);
     const { applied } = await runMigrations(config, say);
     say(applied.length ? `database migrated (${applied.length} migration(s))` : 'database schema up to date');
@@ -214,6 +254,7 @@ async function main() {
     say(`  Health          ${publicUrl}/health/ready`);
     say(`  Temporal UI     ${temporalUiUrl(config)}`);
     say(`  Relay           ${config.RELAY_PUBLIC_URL}`);
+    say(`  Twilio webhook  ${publicUrl}/twilio/voice (voice), ${publicUrl}/twilio/status (status)`);
     if (config.DEMO_SEED) say(`  Demo sign-in    ${DEMO.email} / ${DEMO.password}`);
     say('Press Ctrl-C to stop.');
   } catch (err) {

@@ -10,6 +10,7 @@ function udtName(columnType: string): string {
     int: 'int4',
     integer: 'int4',
     boolean: 'bool',
+    'double precision': 'float8',
     'text[]': '_text',
     timestamptz: 'timestamptz',
   };

@@ -1,7 +1,8 @@
 /**
  * The README's first command, `npm start`, on embedded defaults (no DATABASE_URL, no
  * TEMPORAL_ADDRESS), in a fresh data folder and on free ports: it reaches /health/ready = ok,
- * seeds the demo tenant, and a Ctrl-C (SIGINT to its process group) stops every process cleanly.
+ * seeds the demo tenant (agents, demo line), and a Ctrl-C (SIGINT to its process group) stops
+ * every process cleanly.
  */
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
@@ -81,6 +82,15 @@ it('npm start brings up the whole stack, ready, and Ctrl-C stops all of it', asy
     ).json()) as { data: { id: string; name: string; publishedVersion: number | null }[] };
     const booking = agents.data.find((a) => a.name === 'Demo booking line');
     expect(booking?.publishedVersion).toBe(1);
+    // The demo line rings it.
+    const numbers = (await (
+      await fetch(`http://127.0.0.1:${ports.API_PORT}/v1/phone-numbers`, {
+        headers: { authorization: `Bearer ${session.token}` },
+      })
+    ).json()) as { data: { number: string; label: string; agentId: string | null }[] };
+    expect(numbers.data).toEqual([
+      expect.objectContaining({ number: '+15005550006', label: 'Demo line', agentId: booking!.id }),
+    ]);
     const chat = await fetch(`http://127.0.0.1:${ports.API_PORT}/v1/conversations`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${session.token}` },

@@ -7,7 +7,9 @@
  * the agent's reply. Turns are processed one at a time in arrival order.
  */
 import {
+  ActivityFailure,
   ApplicationFailure,
+  TimeoutFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -18,6 +20,7 @@ import {
   workflowInfo,
   startChild,
 } from '@temporalio/workflow';
+import { TimeoutType } from '@temporalio/common';
 import type { Activities } from '../activities';
 import type { AgentDefinition } from '../contracts/agent-definition';
 import type {
@@ -28,6 +31,7 @@ import type {
   EngineStep,
 } from '../contracts/agent-engine';
 import {
+  MEDIA_STREAM_GONE,
   callStatusSignal,
   dtmfSignal,
   hangupSignal,
@@ -41,7 +45,11 @@ import {
   type CallWorkflowInput,
   type CallWorkflowResult,
   type CarriedCallState,
+  type HoldMediaResult,
+  type MediaSettings,
   type OpenConversationInput,
+  type RelayActivities,
+  type SpeakInput,
   type SpeakResult,
   type TranscriptEntry,
   type UserTurnInput,
@@ -74,6 +82,57 @@ const analysis = proxyActivities<Activities>({
 /** Long-running conversations stay well under Temporal's history limits. */
 const DEFAULT_MAX_TURNS_PER_RUN = 400;
 const TRANSCRIPT_IN_MEMORY = 50;
+
+/** How long the relay may go without a heartbeat before its calls count as lost (voice, web). */
+const DEFAULT_MEDIA_HEARTBEAT_SECONDS = 10;
+
+/**
+ * Activities on the relay that holds the caller's audio. Never retried: a second attempt would
+ * replay audio, and a relay that died cannot take it anyway (schedule-to-start bounds the wait).
+ */
+function relayActivities(taskQueue: string, heartbeatSeconds: number, startToCloseSeconds: number) {
+  return proxyActivities<RelayActivities>({
+    taskQueue,
+    scheduleToStartTimeout: `${heartbeatSeconds} seconds`,
+    startToCloseTimeout: `${startToCloseSeconds} seconds`,
+    heartbeatTimeout: `${heartbeatSeconds} seconds`,
+    retry: { maximumAttempts: 1 },
+  });
+}
+
+/** The agent's media settings, as the relay needs them for this call. */
+function mediaSettings(def: AgentDefinition): MediaSettings {
+  return {
+    language: def.language,
+    voice: def.voice,
+    stt: def.stt,
+    tts: def.tts,
+    endpointingMs: def.endpointing.silenceMs,
+    bargeInMinSpeechMs: def.interruption.enabled ? def.interruption.minSpeechMs : 0,
+    record: def.recording?.enabled ?? false,
+  };
+}
+
+/** A relay activity failed because the relay or the stream is gone (not, say, the LLM). */
+function isMediaFailure(err: unknown): boolean {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return (
+    cause instanceof TimeoutFailure ||
+    (cause instanceof ApplicationFailure && cause.type === MEDIA_STREAM_GONE)
+  );
+}
+
+/** Why the relay stopped answering for a call, in words for the call record. */
+function mediaFailureReason(err: unknown): string {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof TimeoutFailure) {
+    if (cause.timeoutType === TimeoutType.HEARTBEAT) return 'media relay lost: heartbeat timeout';
+    if (cause.timeoutType === TimeoutType.SCHEDULE_TO_START)
+      return 'media relay lost: it did not pick up work in time';
+    return 'media relay lost: activity timed out';
+  }
+  return `media relay failed: ${cause instanceof Error ? cause.message : String(cause)}`;
+}
 
 function speakActivity(taskQueue: string | undefined) {
   return proxyActivities<Activities>({
@@ -110,6 +169,17 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
   let openReply: AgentReply | undefined;
   /** Where speech goes by default: the relay holding the caller's audio once it connects. */
   let defaultSpeakQueue = input.speakTaskQueue;
+  const liveAudio = input.channel === 'voice' || input.channel === 'web';
+  const mediaHeartbeatSeconds =
+    input.options?.mediaHeartbeatTimeoutSeconds ?? DEFAULT_MEDIA_HEARTBEAT_SECONDS;
+  /** The relay queue holding this call's media stream, once connected. */
+  let relayQueue: string | undefined;
+  let mediaAttachments = 0;
+  /** True while the relay's holdMedia activity runs (the stream is up and the relay alive). */
+  let mediaHeld = false;
+  let mediaResult: HoldMediaResult | undefined;
+  /** Set when the relay died or failed: the call cannot go on. */
+  let mediaFailure: string | undefined;
 
   // Serialises turn processing: Temporal may run update handlers concurrently.
   let busy = false;
@@ -177,7 +247,25 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     speakQueue: string | undefined,
   ): Promise<AgentReply> => {
     const def = definition!;
-    const speak = speakActivity(speakQueue ?? defaultSpeakQueue);
+    const queue = speakQueue ?? defaultSpeakQueue;
+    const onRelay = queue !== undefined && queue === relayQueue;
+    const speakOn = onRelay ? relayActivities(queue, mediaHeartbeatSeconds, 300).speak : speakActivity(queue);
+    /** On the relay, speech failing means the media is gone: the call ends as failed, not stuck. */
+    const speak = async (req: SpeakInput): Promise<SpeakResult> => {
+      if (!onRelay) return speakOn(req);
+      if (mediaFailure !== undefined || hangupRequested !== undefined) {
+        return { text: req.text ?? '', heardText: '', interrupted: true, timings: {} };
+      }
+      try {
+        const spoken = await speakOn({ ...req, hints: listeningHints(def, engine!) });
+        if (spoken.callerGone) hangupRequested ??= 'caller hung up';
+        return spoken;
+      } catch (err) {
+        if (!isMediaFailure(err)) throw err;
+        mediaFailure ??= mediaFailureReason(err);
+        return { text: req.text ?? '', heardText: '', interrupted: true, timings: {} };
+      }
+    };
     let step = first(def);
     const said: string[] = [];
     let pendingSay: { nodeId: string; texts: string[] } | undefined;
@@ -208,6 +296,8 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
       engine = step.state;
       let next: EngineEvent | undefined;
       for (const effect of step.effects) {
+        // The caller is gone: nothing more to say or do for them; the call ends as a hang-up.
+        if (liveAudio && (hangupRequested !== undefined || mediaFailure !== undefined)) break;
         if (effect.type === 'say') {
           if (pendingSay && pendingSay.nodeId !== effect.nodeId) await sayNow();
           pendingSay ??= { nodeId: effect.nodeId, texts: [] };
@@ -221,6 +311,8 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     }
     await sayNow();
     await flushTurns();
+    // Silence is counted from when the agent stopped talking.
+    if (liveAudio) lastActivityAt = workflowNow();
     return replyWith(said.filter(Boolean).join(' '));
 
     /** Performs a terminal effect; returns the event to feed back, or undefined when the engine waits or ends. */
@@ -326,7 +418,11 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
             effect.reason,
           );
           if (input.channel === 'voice' && input.providerCallSid) {
-            await telephony.hangUpCall({ callSid: input.providerCallSid });
+            try {
+              await telephony.hangUpCall({ callSid: input.providerCallSid });
+            } catch {
+              // Closing the media stream ends the call as well (nothing follows <Connect> in the TwiML).
+            }
           }
           return undefined;
         }
@@ -340,6 +436,22 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     disposition = finalDisposition;
     endReason = reason;
     await setStatus(finalStatus);
+  };
+
+  /** The relay died or failed mid-call: the call ends as failed with the reason, never stuck. */
+  const failForLostMedia = async () => {
+    await condition(() => !busy);
+    if (ended) return;
+    append({ role: 'system', text: mediaFailure!, interrupted: false, nodeId: engine?.nodeId });
+    await flushTurns();
+    await finish('failed', 'media_lost', mediaFailure);
+    if (input.channel === 'voice' && input.providerCallSid) {
+      try {
+        await telephony.hangUpCall({ callSid: input.providerCallSid });
+      } catch {
+        // The provider call may be gone already; the record says why the call failed.
+      }
+    }
   };
 
   const open = async (speakQueue?: string): Promise<AgentReply> => {
@@ -405,14 +517,49 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     },
   );
 
+  /**
+   * Work started by a signal has no caller to report a failure to: a failed greeting or DTMF step
+   * ends the call as failed with the reason rather than leaving it silent.
+   */
+  const failTurnInBackground = (what: string) => (err: unknown) => {
+    const cause = err instanceof ActivityFailure && err.cause ? err.cause : err;
+    mediaFailure ??= `${what} failed: ${cause instanceof Error ? cause.message : String(cause)}`;
+  };
+
+  /** Holds the stream for the call's life: the relay heartbeats it; its loss means the relay died. */
+  const holdMedia = async (queue: string) => {
+    await condition(() => definition !== undefined);
+    const attachment = ++mediaAttachments;
+    mediaHeld = true;
+    mediaResult = undefined;
+    try {
+      const result = await relayActivities(
+        queue,
+        mediaHeartbeatSeconds,
+        definition!.maxCallDurationSeconds + 300,
+      ).holdMedia({ tenantId: input.tenantId, callId: input.callId, settings: mediaSettings(definition!) });
+      if (attachment !== mediaAttachments) return;
+      mediaResult = result;
+      if (!ended) hangupRequested ??= `media stream ended (${result.endedBy})`;
+    } catch (err) {
+      if (attachment !== mediaAttachments) return;
+      if (!ended) mediaFailure ??= mediaFailureReason(err);
+    } finally {
+      if (attachment === mediaAttachments) mediaHeld = false;
+    }
+  };
+
   setHandler(mediaConnectedSignal, ({ relayInstanceId }) => {
+    if (ended) return;
     // Voice: the relay has the caller's audio; speech now goes out on the relay's own queue.
-    defaultSpeakQueue = relayTaskQueue(relayInstanceId);
-    if (!opened) void exclusive(() => open());
+    relayQueue = relayTaskQueue(relayInstanceId);
+    defaultSpeakQueue = relayQueue;
+    void holdMedia(relayQueue);
+    if (!opened) exclusive(() => open()).catch(failTurnInBackground('greeting'));
   });
   setHandler(dtmfSignal, ({ digits }) => {
     if (ended || !engine) return;
-    void exclusive(async () => {
+    exclusive(async () => {
       if (ended) return;
       append({ role: 'caller', text: `[dtmf ${digits}]`, interrupted: false, nodeId: engine!.nodeId });
       await runEngine(
@@ -420,7 +567,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
         lastTurnId,
         undefined,
       );
-    });
+    }).catch(failTurnInBackground('dtmf'));
   });
   setHandler(hangupSignal, ({ reason }) => {
     hangupRequested ??= reason;
@@ -492,11 +639,22 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
   const maxTurnsPerRun = input.options?.maxTurnsPerRun ?? DEFAULT_MAX_TURNS_PER_RUN;
   const idleMs = (input.options?.idleTimeoutSeconds ?? (input.channel === 'text' ? 1800 : 0)) * 1000;
 
+  const noInputMs = def.noInputTimeoutSeconds * 1000;
+  /** Voice and web calls: the caller has been silent this long after the agent spoke. */
+  const awaitingCaller = () => liveAudio && opened && !ended && !busy && mediaHeld;
+
   for (;;) {
-    const wakeAt = Math.min(deadline, idleMs ? lastActivityAt + idleMs : deadline);
+    const waitingForCaller = awaitingCaller();
+    const wakeAt = Math.min(
+      deadline,
+      idleMs ? lastActivityAt + idleMs : deadline,
+      waitingForCaller ? lastActivityAt + noInputMs : deadline,
+    );
     const woke = await condition(
       () =>
         ended ||
+        mediaFailure !== undefined ||
+        awaitingCaller() !== waitingForCaller ||
         hangupRequested !== undefined ||
         (!busy &&
           allHandlersFinished() &&
@@ -504,9 +662,20 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
       Math.max(1, wakeAt - workflowNow()),
     );
     if (ended) break;
+    if (mediaFailure !== undefined) {
+      await failForLostMedia();
+      break;
+    }
     if (hangupRequested !== undefined) {
       // Let a turn in flight finish first; then the caller is gone.
       await condition(() => !busy);
+      // A provider hang-up while the relay still holds the stream: the relay releases it first
+      // (Twilio stops the stream before its status callback) — unless the relay died.
+      if (mediaHeld) await condition(() => !mediaHeld, (mediaHeartbeatSeconds + 5) * 1000);
+      if (mediaFailure !== undefined) {
+        await failForLostMedia();
+        break;
+      }
       if (!ended) {
         const providerStatus = finalProviderStatus;
         const finalStatus: CallStatus =
@@ -519,6 +688,43 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
         await finish(finalStatus, opened ? byUser : finalStatus, hangupRequested);
       }
       break;
+    }
+    if (
+      !woke &&
+      awaitingCaller() &&
+      workflowNow() >= lastActivityAt + noInputMs &&
+      workflowNow() < deadline
+    ) {
+      // The caller said nothing: the agent reprompts (or gives up) as its flow says.
+      await exclusive(async () => {
+        if (ended || !engine) return;
+        append({
+          role: 'system',
+          text: 'no input from the caller',
+          interrupted: false,
+          nodeId: engine.nodeId,
+        });
+        await runEngine(
+          (d) => advanceEngine(d, engine!, { type: 'no_input' }, context()),
+          lastTurnId,
+          undefined,
+        );
+      });
+      continue;
+    }
+    if (
+      woke &&
+      !ended &&
+      hangupRequested === undefined &&
+      mediaFailure === undefined &&
+      !(
+        !busy &&
+        allHandlersFinished() &&
+        (turnsThisRun >= maxTurnsPerRun || workflowInfo().continueAsNewSuggested)
+      )
+    ) {
+      // Woken only because the wait for the caller started or stopped: wait again with new bounds.
+      continue;
     }
     if (!woke) {
       if (workflowNow() >= deadline) {
@@ -566,6 +772,18 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
   // let it finish and answer its update first, or its reply would be lost.
   await condition(() => !busy && allHandlersFinished());
   await flushTurns();
+  if (relayQueue && mediaHeld && !mediaFailure) {
+    // The relay closes the stream (after the last words have played) and finishes the recording.
+    try {
+      await relayActivities(relayQueue, mediaHeartbeatSeconds, 30).releaseMedia({
+        callId: input.callId,
+        reason: disposition ?? status,
+      });
+    } catch {
+      // The relay is gone: holdMedia's own failure says so.
+    }
+    await condition(() => !mediaHeld, (mediaHeartbeatSeconds + 5) * 1000);
+  }
   const endedAt = nowIso();
   const durationSeconds = Math.max(
     0,
@@ -581,6 +799,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     durationSeconds,
     slots: engine?.slots ?? {},
     llmTokens,
+    recording: mediaResult?.recording,
   });
   const callAnalysis = await analysis.analyzeCall({
     llm: def.llm,

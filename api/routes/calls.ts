@@ -1,7 +1,10 @@
 /**
- * Calls: a filterable, cursor-paginated list, and one call's detail with its transcript, per-turn
- * timings, analysis, and a link to its run in the Temporal Web UI.
+ * Calls: a filterable, cursor-paginated list, one call's detail with its transcript, per-turn
+ * timings, analysis, and a link to its run in the Temporal Web UI, and its recording.
  */
+import { realpath } from 'node:fs/promises';
+import path from 'node:path';
+import type { Response } from 'express';
 import { z } from 'zod';
 import { Call, CallTurn } from '../../db/entities';
 import { withTenant } from '../../db/tenant-context';
@@ -25,6 +28,10 @@ const callSummary = z.object({
   startedAt: z.string().nullable(),
   endedAt: z.string().nullable(),
   durationSeconds: z.number().nullable(),
+  recording: z
+    .object({ url: z.string(), seconds: z.number().nullable() })
+    .nullable()
+    .meta({ description: 'The call recording (WAV), when the agent records calls' }),
   createdAt: z.string(),
 });
 
@@ -45,8 +52,40 @@ function toSummary(c: Call): z.infer<typeof callSummary> {
     startedAt: iso(c.startedAt),
     endedAt: iso(c.endedAt),
     durationSeconds: c.durationSeconds ?? null,
+    recording: c.recordingPath
+      ? { url: `/v1/calls/${c.id}/recording`, seconds: c.recordingSeconds ?? null }
+      : null,
     createdAt: c.createdAt.toISOString(),
   };
+}
+
+/**
+ * The recording's real path, or undefined when it is missing or would lie outside the recordings
+ * folder (`..` in the stored path, or a symbolic link pointing out).
+ */
+async function recordingFile(recordingsDir: string, stored: string): Promise<string | undefined> {
+  try {
+    const root = await realpath(recordingsDir);
+    const file = await realpath(path.resolve(root, stored));
+    return file.startsWith(root + path.sep) ? file : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Sends the file (with Range support, so a player can seek); false when it vanished meanwhile. */
+function sendWav(res: Response, file: string, downloadName: string): Promise<boolean> {
+  const headers = {
+    'content-type': 'audio/wav',
+    'content-disposition': `inline; filename="${downloadName}"`,
+  };
+  return new Promise((resolve, reject) => {
+    res.sendFile(file, { headers }, (err?: Error & { status?: number }) => {
+      if (!err || res.headersSent) resolve(true);
+      else if (err.status === 404) resolve(false);
+      else reject(err);
+    });
+  });
 }
 
 /** Opaque cursor: the (createdAt, id) of the last row of the previous page. */
@@ -162,5 +201,29 @@ export function registerCallRoutes(api: ApiRouter, deps: ApiDeps): void {
           },
         };
       }),
+  });
+
+  api.route({
+    method: 'get',
+    path: '/v1/calls/:id/recording',
+    summary: "The call's recording as WAV (stereo: caller left, agent right)",
+    tag: 'calls',
+    access: 'authenticated',
+    params: idParams,
+    responses: {
+      200: { description: 'audio/wav' },
+      404: { description: 'CALL_NOT_FOUND, or RECORDING_NOT_FOUND when the call has no recording' },
+    },
+    handler: async ({ auth, params, res }) => {
+      const call = await withTenant(deps.orm, auth.tenantId, (em) => em.findOne(Call, { id: params.id }));
+      if (!call) throw new NotFoundError('Call', params.id);
+      const file = call.recordingPath
+        ? await recordingFile(deps.config.RECORDINGS_DIR, call.recordingPath)
+        : undefined;
+      if (!file || !(await sendWav(res, file, `call-${call.id}.wav`))) {
+        throw new NotFoundError('Recording', params.id);
+      }
+      return {};
+    },
   });
 }

@@ -12,7 +12,6 @@ import {
 } from '@temporalio/client';
 import { z } from 'zod';
 import {
-  CALL_QUEUE,
   CALL_WORKFLOW,
   callWorkflowId,
   hangupSignal,
@@ -25,12 +24,12 @@ import {
   type CallWorkflowResult,
   type UserTurnResult,
 } from '../../contracts/call';
-import { SEARCH_ATTRIBUTES } from '../../contracts';
-import { Agent, AgentVersion, Call, Tenant } from '../../db/entities';
+import { Call } from '../../db/entities';
 import { withTenant } from '../../db/tenant-context';
 import type { ApiDeps } from '../deps';
 import { AppError, ConflictError, NotFoundError } from '../errors';
 import type { ApiRouter } from '../routing';
+import { callStartOptions, pinAgentVersion } from '../services/call-starts';
 
 const CONVERSATION_ROLES = ['owner', 'admin', 'designer', 'campaign_manager'] as const;
 
@@ -107,26 +106,9 @@ export function registerConversationRoutes(api: ApiRouter, deps: ApiDeps): void 
       },
     },
     handler: async ({ auth, body }) => {
-      const pinned = await withTenant(deps.orm, auth.tenantId, async (em) => {
-        const agent = await em.findOne(Agent, { id: body.agentId, archivedAt: null });
-        if (!agent) throw new NotFoundError('Agent', body.agentId);
-        const tenant = await em.findOneOrFail(Tenant, { id: auth.tenantId });
-        const timeZone = tenant.timeZone;
-        if (body.version === 'draft') return { agentVersionId: null, version: null, timeZone };
-        const version = body.version
-          ? await em.findOne(AgentVersion, { agentId: agent.id, version: body.version })
-          : agent.publishedVersionId
-            ? await em.findOne(AgentVersion, { id: agent.publishedVersionId })
-            : null;
-        if (!version) {
-          if (body.version) throw new NotFoundError('Agent version', String(body.version));
-          throw new ConflictError(
-            'AGENT_NOT_PUBLISHED',
-            'The agent has no published version; publish it or use version "draft"',
-          );
-        }
-        return { agentVersionId: version.id, version: version.version, timeZone };
-      });
+      const pinned = await withTenant(deps.orm, auth.tenantId, (em) =>
+        pinAgentVersion(em, auth.tenantId, body.agentId, body.version, { fallbackToDraft: false }),
+      );
       const callId = randomUUID();
       const workflowId = callWorkflowId(callId);
       const input: CallWorkflowInput = {
@@ -138,17 +120,11 @@ export function registerConversationRoutes(api: ApiRouter, deps: ApiDeps): void 
         channel: 'text',
         from: body.from,
         contact: body.contact,
-        timeZone: pinned.timeZone,
+        timeZone: pinned.tenant.timeZone,
       };
       const start = new WithStartWorkflowOperation(CALL_WORKFLOW, {
-        workflowId,
-        taskQueue: CALL_QUEUE,
-        args: [input],
+        ...callStartOptions(workflowId, input),
         workflowIdConflictPolicy: 'FAIL',
-        typedSearchAttributes: [
-          { key: SEARCH_ATTRIBUTES.TenantId, value: auth.tenantId },
-          { key: SEARCH_ATTRIBUTES.AgentId, value: body.agentId },
-        ],
       });
       const reply = await deps.temporal.workflow
         .executeUpdateWithStart(openConversationUpdate, { args: [{}], startWorkflowOperation: start })

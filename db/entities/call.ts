@@ -31,6 +31,9 @@ export class Call {
   slots: Opt<Record<string, unknown>> = {};
   endReason?: string | null;
   llmTokens: Opt<number> = 0;
+  /** Relative to RECORDINGS_DIR; written by the relay when the call's recording is complete. */
+  recordingPath?: string | null;
+  recordingSeconds?: number | null;
   createdAt!: Opt<Date>;
   updatedAt!: Opt<Date>;
 }
@@ -63,6 +66,8 @@ export const CallSchema = new EntitySchema<Call>({
     slots: { type: 'json' },
     endReason: { type: 'text', nullable: true },
     llmTokens: { type: 'integer' },
+    recordingPath: { type: 'text', nullable: true },
+    recordingSeconds: { type: 'double', nullable: true },
     createdAt: createdAtColumn,
     updatedAt: updatedAtColumn,
   },

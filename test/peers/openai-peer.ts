@@ -1,8 +1,9 @@
 /**
- * A local OpenAI chat-completions peer over a real socket (port 0), speaking the wire format the
- * SDK expects: Bearer auth with OpenAI's error shape, SSE chunks with content and tool-call deltas
- * split into pieces, a usage chunk, `data: [DONE]`, and plain JSON when `stream` is false.
- * Tests script its replies one request at a time and read back the request bodies it received.
+ * A local OpenAI peer over a real socket (port 0), speaking the wire format the SDK expects: Bearer
+ * auth with OpenAI's error shape; chat completions as SSE chunks with content and tool-call deltas
+ * split into pieces, a usage chunk, `data: [DONE]`, and plain JSON when `stream` is false; audio
+ * transcriptions (multipart upload → `{"text"}`) and speech (JSON → raw 24 kHz PCM16LE), both
+ * answered at once. Tests script its replies one request at a time and read back what it received.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -58,11 +59,47 @@ export type ChatRequestBody = {
   [key: string]: unknown;
 };
 
+/** The fields of a transcription request, as the SDK's multipart upload carried them. */
+export interface TranscriptionRequest {
+  model: string;
+  language?: string;
+  prompt?: string;
+  /** Size of the uploaded file. */
+  audioBytes: number;
+  fileName: string;
+  fileType: string;
+}
+
+export type TranscriptionScriptEntry = string | ((req: TranscriptionRequest) => string);
+
+/** The JSON body of a speech request. */
+export interface SpeechRequestBody {
+  model: string;
+  input: string;
+  voice: string;
+  response_format?: string;
+  [key: string]: unknown;
+}
+
+/** Sample rate of the peer's `pcm` speech, as OpenAI's. */
+export const PEER_SPEECH_RATE = 24_000;
+/** Length of the peer's synthetic speech per input character. */
+export const PEER_SPEECH_MS_PER_CHAR = 60;
+/** Frequency of the peer's synthetic speech tone. */
+export const PEER_SPEECH_TONE_HZ = 440;
+
 export interface OpenAiPeer {
   /** `http://127.0.0.1:<port>/v1`, for `baseURL` / `OPENAI_BASE_URL`. */
   baseUrl: string;
   /** Bodies of the authenticated chat completion requests, in arrival order. */
   requests: ChatRequestBody[];
+  /** Texts for `/audio/transcriptions`, taken one per request; when empty, `defaultTranscription`. */
+  transcriptions: TranscriptionScriptEntry[];
+  defaultTranscription: string;
+  /** Authenticated transcription requests, in arrival order. */
+  transcriptionRequests: TranscriptionRequest[];
+  /** Authenticated speech requests, in arrival order. */
+  speechRequests: SpeechRequestBody[];
   /** Queues replies; each request takes the next one. */
   script(entries: PeerScriptEntry[]): void;
   /** Replies not yet taken. */
@@ -101,32 +138,129 @@ const estimateTokens = (text: string) => Math.max(1, Math.ceil(text.length / 4))
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A deterministic stand-in for speech: a tone, PEER_SPEECH_MS_PER_CHAR per input character. */
+function speechPcm(input: string): Buffer {
+  const samples = Math.round((PEER_SPEECH_RATE * PEER_SPEECH_MS_PER_CHAR * input.length) / 1000);
+  const pcm = Buffer.alloc(samples * 2);
+  for (let i = 0; i < samples; i++) {
+    const value = Math.round(8000 * Math.sin((2 * Math.PI * PEER_SPEECH_TONE_HZ * i) / PEER_SPEECH_RATE));
+    pcm.writeInt16LE(value, i * 2);
+  }
+  return pcm;
+}
+
 export async function startOpenAiPeer(options: { apiKey: string }): Promise<OpenAiPeer> {
   const queue: PeerScriptEntry[] = [];
   const requests: ChatRequestBody[] = [];
+  const transcriptionRequests: TranscriptionRequest[] = [];
+  const speechRequests: SpeechRequestBody[] = [];
   let served = 0;
 
+  async function readBody(req: IncomingMessage): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  function authorized(req: IncomingMessage, res: ServerResponse): boolean {
+    const auth = req.headers.authorization ?? '';
+    if (auth === `Bearer ${options.apiKey}`) return true;
+    const given = auth.replace(/^Bearer\s+/, '');
+    const masked = given.length > 8 ? `${given.slice(0, 3)}***${given.slice(-4)}` : '***';
+    sendError(
+      res,
+      401,
+      `Incorrect API key provided: ${masked}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+    );
+    return false;
+  }
+
+  async function handleTranscription(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const contentType = req.headers['content-type'] ?? '';
+    if (!contentType.startsWith('multipart/form-data')) {
+      sendError(res, 400, 'Expected a multipart/form-data body.');
+      return;
+    }
+    // The platform's own multipart parser (undici's), fed the raw body and its boundary.
+    let form: FormData;
+    try {
+      form = await new Response(await readBody(req), { headers: { 'content-type': contentType } }).formData();
+    } catch {
+      sendError(res, 400, 'We could not parse the multipart body of your request.');
+      return;
+    }
+    const file = form.get('file');
+    const model = form.get('model');
+    if (!(file instanceof Blob) || typeof model !== 'string') {
+      sendError(res, 400, "Missing required parameter: 'file' or 'model'.");
+      return;
+    }
+    const field = (name: string) => {
+      const value = form.get(name);
+      return typeof value === 'string' ? value : undefined;
+    };
+    const request: TranscriptionRequest = {
+      model,
+      language: field('language'),
+      prompt: field('prompt'),
+      audioBytes: file.size,
+      fileName: file instanceof File ? file.name : 'blob',
+      fileType: file.type,
+    };
+    transcriptionRequests.push(request);
+    const next = peer.transcriptions.shift() ?? peer.defaultTranscription;
+    const text = typeof next === 'function' ? next(request) : next;
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({ text, usage: { type: 'duration', seconds: Math.ceil(file.size / 16_000) } }));
+  }
+
+  async function handleSpeech(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let body: SpeechRequestBody;
+    try {
+      body = JSON.parse((await readBody(req)).toString('utf8')) as SpeechRequestBody;
+    } catch {
+      sendError(res, 400, 'We could not parse the JSON body of your request.');
+      return;
+    }
+    if (typeof body.model !== 'string' || typeof body.input !== 'string' || typeof body.voice !== 'string') {
+      sendError(res, 400, "Missing required parameter: 'model', 'input' or 'voice'.");
+      return;
+    }
+    const format = body.response_format ?? 'mp3';
+    if (format !== 'pcm') {
+      sendError(res, 400, `openai-peer: only response_format 'pcm' is implemented (got '${format}')`);
+      return;
+    }
+    speechRequests.push(body);
+    const pcm = speechPcm(body.input);
+    res.writeHead(200, { 'Content-Type': 'audio/pcm', 'Content-Length': pcm.length });
+    res.end(pcm);
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.method !== 'POST' || req.url?.split('?')[0] !== '/v1/chat/completions') {
+    const path = req.url?.split('?')[0];
+    const route =
+      req.method !== 'POST'
+        ? undefined
+        : path === '/v1/chat/completions'
+          ? handleChat
+          : path === '/v1/audio/transcriptions'
+            ? handleTranscription
+            : path === '/v1/audio/speech'
+              ? handleSpeech
+              : undefined;
+    if (!route) {
       sendError(res, 404, `Unknown request URL: ${req.method} ${req.url}`);
       return;
     }
-    const auth = req.headers.authorization ?? '';
-    if (auth !== `Bearer ${options.apiKey}`) {
-      const given = auth.replace(/^Bearer\s+/, '');
-      const masked = given.length > 8 ? `${given.slice(0, 3)}***${given.slice(-4)}` : '***';
-      sendError(
-        res,
-        401,
-        `Incorrect API key provided: ${masked}. You can find your API key at https://platform.openai.com/account/api-keys.`,
-      );
-      return;
-    }
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
+    if (!authorized(req, res)) return;
+    await route(req, res);
+  }
+
+  async function handleChat(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let body: ChatRequestBody;
     try {
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ChatRequestBody;
+      body = JSON.parse((await readBody(req)).toString('utf8')) as ChatRequestBody;
     } catch {
       sendError(res, 400, 'We could not parse the JSON body of your request.');
       return;
@@ -282,9 +416,13 @@ export async function startOpenAiPeer(options: { apiKey: string }): Promise<Open
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
 
-  return {
+  const peer: OpenAiPeer = {
     baseUrl: `http://127.0.0.1:${port}/v1`,
     requests,
+    transcriptions: [],
+    defaultTranscription: '',
+    transcriptionRequests,
+    speechRequests,
     script(entries) {
       queue.push(...entries);
     },
@@ -294,4 +432,5 @@ export async function startOpenAiPeer(options: { apiKey: string }): Promise<Open
       return new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
     },
   };
+  return peer;
 }
