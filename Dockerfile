@@ -28,6 +28,11 @@ RUN npm run typecheck \
 # --- runtime: the image that runs ------------------------------------------------------------
 FROM node:20-bookworm-slim AS runtime
 WORKDIR /app
+# The local speech engines the relay uses when an agent picks the 'local' STT/TTS provider.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends espeak-ng pocketsphinx pocketsphinx-en-us \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /data/recordings && chown node:node /data/recordings
 ENV NODE_ENV=production \
     NPM_CONFIG_UPDATE_NOTIFIER=false \
     NPM_CONFIG_FUND=false

@@ -13,6 +13,8 @@
  * - text turns (bench/text-turns.ts): the `userTurn` round trip, deterministic and with an instant
  *   LLM peer, through the client and the api, where its time goes, and how many concurrent text
  *   conversations the one worker sustains. Appended as a second section.
+ * - voice (bench/voice-relay.ts, on its own Temporal dev server and a relay process): Parley's share
+ *   of a phone turn, inbound frame cost, concurrent calls per relay. Appended as a third section.
  */
 import { appendFileSync, chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -35,6 +37,7 @@ import { createWorkers } from '../workers/create-workers';
 import { startOpenAiPeer } from '../test/peers/openai-peer';
 import { machine, measure, type Summary } from './stats';
 import { runTextTurnScenarios, textTurnsSection } from './text-turns';
+import { runVoiceRelayBench, voiceRelaySection } from './voice-relay';
 import { measureVoiceWebhook } from './voice-webhook';
 
 const RESULTS = path.join(__dirname, 'RESULTS.md');
@@ -152,19 +155,21 @@ async function main() {
       await withTenant(orm, tenantId, (em) => em.execute('select count(*) from users'));
     });
     rows.push(['bare `select 1` (pool)', bare], ['withTenant: begin, set_config, select, commit', scoped]);
-    rows.push([
-      'POST /twilio/voice, inbound (signature, route, admission, workflow start), 1 at a time',
-      await measureVoiceWebhook({
-        base,
-        config,
-        token,
-        tenantId,
-        userId: owner.user.id as string,
-        orm,
-        temporal,
-        calls: 200,
-      }),
-    ]);
+    const voice = await measureVoiceWebhook({
+      base,
+      config,
+      token,
+      tenantId,
+      userId: owner.user.id as string,
+      orm,
+      temporal,
+      calls: 200,
+      spacingMs: 150,
+    });
+    rows.push(
+      ['POST /twilio/voice, inbound (route, admission, workflow start), back to back', voice.backToBack],
+      ['POST /twilio/voice, inbound, one call every 150 ms (pause not timed)', voice.spaced],
+    );
 
     const table = [
       '| scenario | n | p50 ms | p95 ms | p99 ms | max ms | per s |',
@@ -192,6 +197,7 @@ async function main() {
       activityDeps,
       logger,
     });
+    const voice = await runVoiceRelayBench({ databaseUrl: pg.url, cliPath, log });
 
     const date = new Date().toISOString().slice(0, 10);
     const entry = [
@@ -206,10 +212,11 @@ async function main() {
       '',
     ].join('\n');
     const textEntry = textTurnsSection(text, machine(), date);
+    const voiceEntry = voiceRelaySection(voice, machine(), date);
     if (!existsSync(RESULTS))
       writeFileSync(RESULTS, '# Benchmark results\n\nEach run of `npm run bench` appends a section.\n\n');
-    appendFileSync(RESULTS, `${entry}\n${textEntry}\n`);
-    process.stdout.write(`\n${entry}\n${textEntry}\n`);
+    appendFileSync(RESULTS, `${entry}\n${textEntry}\n${voiceEntry}\n`);
+    process.stdout.write(`\n${entry}\n${textEntry}\n${voiceEntry}\n`);
   } finally {
     server.close();
     for (const w of workers) w.shutdown();

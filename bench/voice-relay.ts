@@ -99,11 +99,13 @@ export const VOICE_RELAY_PLAN = {
     settleMs: 2_000,
     /** The measured window. */
     holdMs: 10_000,
+    /** After the hang-ups, workflows get this long to finish their post-call work, then are terminated. */
+    finishBoundMs: 30_000,
     /** Each call says one utterance this often (phases spread evenly over the calls). */
     utterancePeriodMs: 6_000,
-    /** The headline: the largest K (every smaller level included) with relay event-loop delay p99 ≤ this. */
+    /** The headline: the largest K (every smaller level included) with relay event-loop lateness p99 ≤ this. */
     jitterLimitMs: 20,
-    /** A level whose relay event-loop delay p99 exceeds this, or that lost calls, ends the ladder… */
+    /** A level whose relay event-loop lateness p99 exceeds this, or that lost calls, ends the ladder… */
     stopLoopDelayMs: 60,
     /** …and no new level starts once the ladder has run this long. */
     budgetMs: 200_000,
@@ -218,6 +220,14 @@ function syntheticCallerVoice(ms: number): CallerTts {
 // ------------------------------------------------------------------------------------------------
 // the relay, as its own process
 
+/**
+ * The relay samples its event loop with `monitorEventLoopDelay({ resolution: 10 })`, whose histogram
+ * holds the interval between two samples (an idle loop reads ≈ 10.1 ms), not the delay: lateness =
+ * reading − this. The bench's own loop is sampled the same way.
+ */
+const LOOP_SAMPLING_MS = 10;
+const lateness = (intervalMs: number) => Math.max(0, intervalMs - LOOP_SAMPLING_MS);
+
 interface RelayStats {
   streams: number;
   framesIn: number;
@@ -270,9 +280,12 @@ async function spawnRelay(opts: {
   process.once('exit', killOnExit);
   const log = { warnings: 0, errors: 0, last: [] as string[] };
   let tail = '';
+  let partial = '';
   const onOutput = (chunk: Buffer) => {
     tail = (tail + chunk.toString()).slice(-4000);
-    for (const line of chunk.toString().split('\n')) {
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop() ?? ''; // an unfinished line waits for the next chunk
+    for (const line of lines) {
       // pino's JSON lines (40 warn, 50 error, 60 fatal) and the Temporal SDK's "[WARN] …" / "[ERROR] …".
       const pino = /"level":(\d+)/.exec(line)?.[1];
       const sdk = /^\S*\s*\[(WARN|ERROR)\]/.exec(line)?.[1];
@@ -1057,12 +1070,18 @@ export interface CapacityLevel {
   dropped: number;
   /** Time to dial and connect all of them. */
   connectMs: number;
+  /** Hang-ups → every workflow over and the relay empty; `terminated`: workflows cut off at the bound. */
+  teardownMs: number;
+  terminated: number;
   windowMs: number;
   relay: {
     streams: number;
-    loopDelayP50Ms: number;
-    loopDelayP99Ms: number;
-    loopDelayMaxMs: number;
+    /** Event-loop lateness (/stats `eventLoopDelayMs` − the 10 ms sampling interval): the jitter it adds. */
+    lateP50Ms: number;
+    lateP99Ms: number;
+    lateMaxMs: number;
+    /** `eventLoopDelayMs.p99` as /stats reports it. */
+    statsDelayP99Ms: number;
     frameP50Ms: number | null;
     frameP99Ms: number | null;
     /** Share of one core (user + system, all of its threads). */
@@ -1075,7 +1094,7 @@ export interface CapacityLevel {
     cpuUsPerFrame: number;
   };
   senders: { lateP50Ms: number; lateP99Ms: number; lateMaxMs: number; frames: number };
-  bench: { cpuCores: number; loopDelayP99Ms: number };
+  bench: { cpuCores: number; loopLateP99Ms: number };
   cores: { temporal: number; postgres: number; machine: number; other: number };
   utterances: number;
   /** Agent replies whose first frame went out in the window, and their endpointed → first frame. */
@@ -1086,8 +1105,10 @@ export interface CapacityLevel {
 
 export interface CapacityResult {
   levels: CapacityLevel[];
-  /** The largest K such that it and every smaller level kept relay event-loop delay p99 ≤ the limit. */
+  /** The largest K such that it and every smaller level kept relay event-loop lateness p99 ≤ the limit. */
   holds: number;
+  /** The same with the raw /stats figure (which includes the 10 ms sampling interval). */
+  holdsByStatsFigure: number;
   stoppedBecause?: string;
   idleRelayRssBytes: number;
   elapsedMs: number;
@@ -1134,7 +1155,8 @@ async function capacityLevel(
   idleRssBytes: number,
   plan: typeof VOICE_RELAY_PLAN.capacity,
 ): Promise<CapacityLevel> {
-  keepPeerReplies(stack.peer, k * 4 + 50);
+  // Per call: the opening line, up to three turns, the post-call analysis.
+  keepPeerReplies(stack.peer, k * 6 + 50);
   const calls: SimulatedCall[] = [];
   const talkers: Promise<void>[] = [];
   const stop = new AbortController();
@@ -1201,25 +1223,36 @@ async function capacityLevel(
     .map((r) => Number(r.f) - Number(r.e))
     .sort((a, b) => a - b);
 
-  // Teardown (not measured): every caller hangs up, every workflow is terminated, the relay lets go.
+  // Teardown (not measured): every caller hangs up as on a phone (stop, then the status callback), the
+  // workflows finish their post-call work; whatever is still running after a bound is terminated.
   open = false;
   stop.abort();
-  await pool(calls.length, 32, (i) => calls[i]!.hangup({ postStatus: false }).catch(() => undefined));
+  const teardownStarted = performance.now();
+  await pool(calls.length, 16, (i) => calls[i]!.hangup().catch(() => undefined));
   await Promise.all(talkers);
-  await pool(calls.length, 16, (i) =>
-    handleOf(stack, calls[i]!)
-      .terminate('bench: level over')
-      .then(
-        () => undefined,
-        () => undefined, // already finished
+  const deadline = Date.now() + plan.finishBoundMs;
+  let terminated = 0;
+  await pool(calls.length, 32, async (i) => {
+    const handle = handleOf(stack, calls[i]!);
+    const finished = await Promise.race([
+      handle.result().then(
+        () => true,
+        () => true, // failed or terminated: over all the same
       ),
-  );
+      sleep(Math.max(0, deadline - Date.now())).then(() => false),
+    ]);
+    if (!finished) {
+      terminated++;
+      await handle.terminate('bench: level over').catch(() => undefined);
+    }
+  });
   await waitUntil(
     'the relay to hold no stream',
     async () => (await stack.relay.stats(false)).streams === 0,
     60_000,
     250,
   );
+  const teardownMs = performance.now() - teardownStarted;
 
   const wallS = (cpu1.at - cpu0.at) / 1000;
   const cores = (key: keyof CpuSnapshot) => (cpu1[key] - cpu0[key]) / wallS;
@@ -1233,12 +1266,15 @@ async function capacityLevel(
     firstError,
     dropped: closedEarly.size,
     connectMs,
+    teardownMs,
+    terminated,
     windowMs: wallS * 1000,
     relay: {
       streams: s1.streams,
-      loopDelayP50Ms: s1.eventLoopDelayMs.p50,
-      loopDelayP99Ms: s1.eventLoopDelayMs.p99,
-      loopDelayMaxMs: s1.eventLoopDelayMs.max,
+      lateP50Ms: lateness(s1.eventLoopDelayMs.p50),
+      lateP99Ms: lateness(s1.eventLoopDelayMs.p99),
+      lateMaxMs: lateness(s1.eventLoopDelayMs.max),
+      statsDelayP99Ms: s1.eventLoopDelayMs.p99,
       frameP50Ms: s1.frameProcessingMs.p50,
       frameP99Ms: s1.frameProcessingMs.p99,
       cpuCores: cores('relay'),
@@ -1253,7 +1289,7 @@ async function capacityLevel(
       lateMaxMs: late.at(-1) ?? NaN,
       frames: late.length,
     },
-    bench: { cpuCores: cores('bench'), loopDelayP99Ms: benchLoop.percentile(99) / 1e6 },
+    bench: { cpuCores: cores('bench'), loopLateP99Ms: lateness(benchLoop.percentile(99) / 1e6) },
     cores: {
       temporal: cores('temporal'),
       postgres: cores('postgres'),
@@ -1291,7 +1327,7 @@ export async function measureCapacity(
     const level = await capacityLevel(stack, k, idleRelayRssBytes, plan);
     levels.push(level);
     log(
-      `${k} calls: relay loop delay p99 ${level.relay.loopDelayP99Ms.toFixed(1)} ms, relay ${(level.relay.cpuCores * 100).toFixed(0)} % CPU, ` +
+      `${k} calls: relay loop lateness p99 ${level.relay.lateP99Ms.toFixed(1)} ms, relay ${(level.relay.cpuCores * 100).toFixed(0)} % CPU, ` +
         `senders late p99 ${level.senders.lateP99Ms.toFixed(1)} ms, machine ${level.cores.machine.toFixed(2)} cores busy, ` +
         `${level.turnsAnswered}/${level.utterances} turns answered`,
     );
@@ -1299,17 +1335,29 @@ export async function measureCapacity(
       stoppedBecause = `at ${k} calls ${level.dialErrors} dials failed and ${level.dropped} streams dropped${level.firstError ? ` (first: ${level.firstError})` : ''}`;
       break;
     }
-    if (level.relay.loopDelayP99Ms > plan.stopLoopDelayMs) {
-      stoppedBecause = `relay event-loop delay p99 ${level.relay.loopDelayP99Ms.toFixed(0)} ms > ${plan.stopLoopDelayMs} ms at ${k} calls`;
+    if (level.relay.lateP99Ms > plan.stopLoopDelayMs) {
+      stoppedBecause = `relay event-loop lateness p99 ${level.relay.lateP99Ms.toFixed(0)} ms > ${plan.stopLoopDelayMs} ms at ${k} calls`;
       break;
     }
   }
   let holds = 0;
   for (const level of levels) {
-    if (level.relay.loopDelayP99Ms > plan.jitterLimitMs || level.dialErrors > 0 || level.dropped > 0) break;
+    if (level.relay.lateP99Ms > plan.jitterLimitMs || level.dialErrors > 0 || level.dropped > 0) break;
     holds = level.calls;
   }
-  return { levels, holds, stoppedBecause, idleRelayRssBytes, elapsedMs: performance.now() - started };
+  let holdsByStatsFigure = 0;
+  for (const level of levels) {
+    if (level.relay.statsDelayP99Ms > plan.jitterLimitMs || level.dialErrors > 0 || level.dropped > 0) break;
+    holdsByStatsFigure = level.calls;
+  }
+  return {
+    levels,
+    holds,
+    holdsByStatsFigure,
+    stoppedBecause,
+    idleRelayRssBytes,
+    elapsedMs: performance.now() - started,
+  };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1400,24 +1448,24 @@ export function voiceRelaySection(r: VoiceRelayResults, machineLine: string, dat
   const mib = (b: number) => (b / 2 ** 20).toFixed(0);
   const kib = (b: number) => (b / 1024).toFixed(0);
   const capacityTable = [
-    '| calls | connect s | relay loop delay p50 / p99 / max ms | relay frame p50 / p99 µs | relay CPU % | relay µs CPU per frame | relay RSS MiB | RSS per call KiB | ' +
-      'senders late p50 / p99 / max ms | bench process: cores / loop delay p99 ms | Temporal cores | PostgreSQL cores | machine busy cores (other) | turns answered / utterances | turn p50 / p95 ms |',
+    '| calls | connect / teardown s | relay loop lateness p50 / **p99** / max ms (/stats p99) | relay frame p50 / p99 µs | relay CPU % | relay µs CPU per frame | relay RSS MiB | RSS per call KiB | ' +
+      'senders late p50 / p99 / max ms | bench process: cores / loop lateness p99 ms | Temporal cores | PostgreSQL cores | machine busy cores (other) | turns answered / utterances | turn p50 / p95 ms |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...c.levels.map(
       (l) =>
-        `| ${l.calls}${l.connected < l.calls ? ` (${l.connected} connected)` : ''}${l.dropped ? `, ${l.dropped} dropped` : ''} | ${f(l.connectMs / 1000, 1)} | ` +
-        `${f(l.relay.loopDelayP50Ms, 1)} / ${f(l.relay.loopDelayP99Ms, 1)} / ${f(l.relay.loopDelayMaxMs, 1)} | ` +
+        `| ${l.calls}${l.connected < l.calls ? ` (${l.connected} connected)` : ''}${l.dropped ? `, ${l.dropped} dropped` : ''} | ${f(l.connectMs / 1000, 1)} / ${f(l.teardownMs / 1000, 1)}${l.terminated ? ` (${l.terminated} terminated)` : ''} | ` +
+        `${f(l.relay.lateP50Ms, 1)} / **${f(l.relay.lateP99Ms, 1)}** / ${f(l.relay.lateMaxMs, 1)} (${f(l.relay.statsDelayP99Ms, 1)}) | ` +
         `${f(l.relay.frameP50Ms === null ? null : l.relay.frameP50Ms * 1000, 0)} / ${f(l.relay.frameP99Ms === null ? null : l.relay.frameP99Ms * 1000, 0)} | ` +
         `${f(l.relay.cpuCores * 100, 0)} | ${f(l.relay.cpuUsPerFrame, 1)} | ${mib(l.relay.rssBytes)} | ${kib(l.relay.rssPerCallBytes)} | ` +
         `${f(l.senders.lateP50Ms, 1)} / ${f(l.senders.lateP99Ms, 1)} / ${f(l.senders.lateMaxMs, 1)} | ` +
-        `${f(l.bench.cpuCores)} / ${f(l.bench.loopDelayP99Ms, 1)} | ${f(l.cores.temporal)} | ${f(l.cores.postgres)} | ` +
+        `${f(l.bench.cpuCores)} / ${f(l.bench.loopLateP99Ms, 1)} | ${f(l.cores.temporal)} | ${f(l.cores.postgres)} | ` +
         `${f(l.cores.machine)} (${f(l.cores.other)}) | ${l.turnsAnswered} / ${l.utterances} | ${f(l.turnP50Ms, 0)} / ${f(l.turnP95Ms, 0)} |`,
     ),
   ].join('\n');
 
   const p = (x: number, of: number) => `${((x / of) * 100).toFixed(0)} %`;
   const last = c.levels.at(-1);
-  const firstOver = c.levels.find((l) => l.relay.loopDelayP99Ms > plan.capacity.jitterLimitMs);
+  const firstOver = c.levels.find((l) => l.relay.lateP99Ms > plan.capacity.jitterLimitMs);
   const stages = fr.stagesUs;
   const stageSum = stages.parse + stages.decode + stages.onAudio;
   return [
@@ -1427,7 +1475,7 @@ export function voiceRelaySection(r: VoiceRelayResults, machineLine: string, dat
     '- Command: `npm run bench` (its voice part; alone: `npx tsx bench/voice-relay.ts`, which appends only this section). ' +
       `Its own stack: a Temporal CLI dev server in memory started as \`npm start\` starts it (\`--dynamic-config-value ${DEV_SERVER_DYNAMIC_CONFIG.join(' ')}\`; ` +
       'the CLI defaults add ≈ 40 ms per transfer-queue hop, see the text-turn section, and a voice turn has one before `speak` starts), ' +
-      'the same PostgreSQL as the sections above, the api (Twilio webhooks, calls API) and one worker for `calls`, `integrations`, `billing` in the bench process, ' +
+      'embedded PostgreSQL (`bench/run.ts`’s, or its own when run alone), the api (Twilio webhooks, calls API) and one worker for `calls`, `integrations`, `billing` in the bench process, ' +
       '**the relay as its own process** (`node --import tsx realtime-relay/main.ts`, configured by environment), the OpenAI peer ' +
       '(chat, transcriptions, speech — all answered at once) and the caller simulator in the bench process. ' +
       `The voice part took ${(r.elapsedMs / 60_000).toFixed(1)} min.`,
@@ -1468,18 +1516,22 @@ export function voiceRelaySection(r: VoiceRelayResults, machineLine: string, dat
       `greeting), ${plan.capacity.settleMs / 1000} s to settle, then the relay’s \`GET /stats?reset=1\` opens a ${plan.capacity.holdMs / 1000} s window ` +
       `read at its end. Every call streams 20 ms frames in real time all along (silence, and one ${plan.utteranceMs} ms ` +
       `utterance every ${plan.capacity.utterancePeriodMs / 1000} s, phases spread evenly) and the agent answers every utterance through the ` +
-      'instant peers. Between levels every caller hangs up and every workflow is terminated (no post-call work overlaps the next level). ' +
-      'Relay event-loop delay: `monitorEventLoopDelay` in the relay (10 ms resolution) — how late the relay gets to a frame that has ' +
-      'arrived, i.e. the jitter it adds. Relay frame p50/p99: its own sample of `onAudio` (every 10th frame). CPU: the relay’s ' +
+      'instant peers. Between levels every caller hangs up (`stop`, then the status callback) and the level’s workflows finish their ' +
+      `post-call work before the next level starts (bounded at ${plan.capacity.finishBoundMs / 1000} s, then terminated). ` +
+      'Relay loop lateness: how late the relay’s event loop gets to work that is due — a frame that has arrived waits at least ' +
+      'this long, so it is the jitter the relay adds; it is /stats’ `eventLoopDelayMs` minus its 10 ms sampling interval ' +
+      '(`monitorEventLoopDelay` records the interval between two samples: an idle loop reads ≈ 10.1 ms), the raw /stats p99 in ' +
+      'parentheses. Relay frame p50/p99: its own sample of `onAudio` (every 10th frame). CPU: the relay’s ' +
       '`process.cpuUsage()` (every thread, the Temporal worker core included; 100 % = one core), /proc for the others; “other” = ' +
       'machine busy − these four processes. Senders late: how late the simulated Twilio sent its frames against the 20 ms clock ' +
       '(load generator saturation, not the relay). Turn p50/p95: endpointed → first frame of the replies sent in the window.',
     '',
     capacityTable,
     '',
-    `- **Holds: ${c.holds} concurrent calls** with relay event-loop delay p99 ≤ ${plan.capacity.jitterLimitMs} ms (that level and every smaller one)` +
+    `- **Holds: ${c.holds} concurrent calls** with relay event-loop lateness (frame jitter) p99 ≤ ${plan.capacity.jitterLimitMs} ms ` +
+      `(that level and every smaller one; by the raw /stats figure, ${c.holdsByStatsFigure})` +
       (firstOver
-        ? `; first over: ${firstOver.calls} calls at ${f(firstOver.relay.loopDelayP99Ms, 1)} ms`
+        ? `; first over: ${firstOver.calls} calls at ${f(firstOver.relay.lateP99Ms, 1)} ms`
         : `; every level tried stayed under it (up to ${last?.calls ?? 0})`) +
       (c.stoppedBecause ? `; the ladder stopped: ${c.stoppedBecause}.` : '.'),
     `- Idle relay RSS ${mib(c.idleRelayRssBytes)} MiB. Relay log over the whole run: ${r.relayLog.warnings} warnings, ${r.relayLog.errors} errors.`,

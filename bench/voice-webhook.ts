@@ -3,6 +3,10 @@
  * `<Connect><Stream>` TwiML after the number lookup, the admission transaction and the start of
  * the call's workflow. Target: p95 < 50 ms (design.md, "The turn protocol"). Each request is a new
  * call (fresh CallSid); the calls are terminated afterwards.
+ *
+ * Measured twice: back to back, where each call's first workflow task and activities (worker,
+ * Temporal, PostgreSQL) run while the next webhook is being answered, and with calls arriving
+ * `spacingMs` apart (the pause is not timed), where they do not.
  */
 import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
@@ -12,7 +16,7 @@ import { callWorkflowId } from '../contracts/call';
 import type { MikroORM } from '../db/orm';
 import { seedDemoAgents } from '../db/seed/demo-agents';
 import { withTenant } from '../db/tenant-context';
-import { measure, type Summary } from './stats';
+import { measure, progress, summarize, type Summary } from './stats';
 
 export interface VoiceWebhookBenchInput {
   /** The api's own address (the bench talks to it directly; Twilio signs the public URL). */
@@ -24,9 +28,12 @@ export interface VoiceWebhookBenchInput {
   orm: MikroORM;
   temporal: Client;
   calls: number;
+  spacingMs: number;
 }
 
-export async function measureVoiceWebhook(input: VoiceWebhookBenchInput): Promise<Summary> {
+export async function measureVoiceWebhook(
+  input: VoiceWebhookBenchInput,
+): Promise<{ backToBack: Summary; spaced: Summary }> {
   const authToken = input.config.TWILIO_AUTH_TOKEN;
   if (!authToken) throw new Error('the voice webhook bench needs TWILIO_AUTH_TOKEN in its config');
   const { bookingAgentId } = await seedDemoAgents(input.orm, input.tenantId, input.userId);
@@ -71,7 +78,17 @@ export async function measureVoiceWebhook(input: VoiceWebhookBenchInput): Promis
 
   try {
     for (let i = 0; i < 20; i++) await ring(); // warm-up: pools, JIT, the workflow bundle
-    return await measure(`twilio voice ×${input.calls}`, input.calls, 1, ring);
+    const backToBack = await measure(`twilio voice ×${input.calls}`, input.calls, 1, ring);
+    const samples: number[] = [];
+    for (let i = 0; i < input.calls; i++) {
+      await new Promise((resolve) => setTimeout(resolve, input.spacingMs));
+      const started = performance.now();
+      await ring();
+      samples.push(performance.now() - started);
+      progress(`twilio voice ×${input.calls}, spaced`, i + 1, input.calls);
+    }
+    const total = samples.reduce((a, b) => a + b, 0);
+    return { backToBack, spaced: summarize(samples, total) };
   } finally {
     for (const sid of callSids) {
       await input.temporal.workflow

@@ -46,7 +46,12 @@ describe('config', () => {
   it('refuses development secrets in production, naming each', () => {
     const variables = problemsOf({ NODE_ENV: 'production' }).map((p) => p.variable);
     expect(variables).toEqual(
-      expect.arrayContaining(['JWT_SECRET', 'DATABASE_APP_PASSWORD', 'ENCRYPTION_KEYS']),
+      expect.arrayContaining([
+        'JWT_SECRET',
+        'DATABASE_APP_PASSWORD',
+        'ENCRYPTION_KEYS',
+        'STREAM_TOKEN_SECRET',
+      ]),
     );
     expect(() =>
       loadConfig({
@@ -54,6 +59,7 @@ describe('config', () => {
         JWT_SECRET: 'x'.repeat(40),
         DATABASE_APP_URL: 'postgres://app@db/parley',
         ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64')}`,
+        STREAM_TOKEN_SECRET: 's'.repeat(40),
       }),
     ).not.toThrow();
   });

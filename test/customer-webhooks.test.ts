@@ -189,6 +189,7 @@ describe('webhook endpoint api', () => {
       JWT_SECRET: jwtSecret,
       ENCRYPTION_KEYS: `prod1:${randomBytes(32).toString('base64')}`,
       DATABASE_APP_PASSWORD: 'a-production-password',
+      STREAM_TOKEN_SECRET: randomBytes(32).toString('hex'),
     });
     const app = createApp({
       config,

@@ -47,6 +47,7 @@ const SAMPLE_ENV: Record<string, string> = {
   DATABASE_APP_PASSWORD: 'sample-app-password-0123456789',
   POSTGRES_PASSWORD: 'sample-owner-password',
   ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 9).toString('base64')}`,
+  STREAM_TOKEN_SECRET: 'sample-stream-token-secret-0123456789abcdef',
 };
 
 function service(name: string): ComposeService {

@@ -9,6 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { NativeConnection } from '@temporalio/worker';
+import type OpenAI from 'openai';
 import request from 'supertest';
 import { llmClientsFromConfig } from '../../activities';
 import type { AgentDefinitionInput } from '../../contracts/agent-definition';
@@ -64,7 +65,13 @@ export interface VoiceStack {
 let numberCounter = 0;
 
 export async function startVoiceStack(
-  options: { env?: Record<string, string>; speech?: SpeechProviders; startTimeoutMs?: number } = {},
+  options: {
+    env?: Record<string, string>;
+    speech?: SpeechProviders;
+    startTimeoutMs?: number;
+    /** Cloud speech (OpenAI provider) for the relay, e.g. pointed at the OpenAI peer. */
+    openai?: OpenAI;
+  } = {},
 ): Promise<VoiceStack> {
   const twilio = await new LinkedTwilioPeer().listen();
   const [apiPort, relayPort] = [await freePort(), await freePort()];
@@ -99,6 +106,7 @@ export async function startVoiceStack(
     llmClients: llmClientsFromConfig(stack.config),
     speech: options.speech,
     startTimeoutMs: options.startTimeoutMs,
+    openai: options.openai,
   });
   await relay.listen(relayPort, '127.0.0.1');
   const tenant = await signUpTenant(stack.app, 'Voice Co');
