@@ -63,6 +63,8 @@ export const SAMPLE_RATE = 8000;
 /** Audio per mark: small enough that "what was heard" is precise to a word or two. */
 const CHUNK_MS = 240;
 const PRE_ROLL_MS = 200;
+/** How long after its audio should have played a missing mark echo stops being waited for. */
+const MARK_GRACE_MS = 5_000;
 /** Settings until the workflow's holdMedia brings the agent's own. */
 export const DEFAULT_MEDIA_SETTINGS: MediaSettings = {
   language: 'en-US',
@@ -375,6 +377,8 @@ class Playback {
   private readonly heard: { index: number; words: string[] }[] = [];
   private chunkIndex = 0;
   private allSent = false;
+  /** When the audio sent so far will have finished playing (epoch ms), at real-time playback. */
+  private playedBy = 0;
   private wake: (() => void) | undefined;
   private readonly timings: Record<string, number> = {};
   private readonly name = Math.random().toString(36).slice(2, 8);
@@ -498,6 +502,14 @@ class Playback {
       this.allSent = true;
       // Played when every mark has come back (or the caller interrupted, or the stream ended).
       while (this.pending.size > 0 && this.interruptedAt === undefined && !this.session.ended) {
+        if (Date.now() > this.playedBy + MARK_GRACE_MS) {
+          // A client that plays audio but never echoes marks: by now it has played everything.
+          for (const [name, chunk] of this.pending) {
+            this.heard.push(chunk);
+            this.pending.delete(name);
+          }
+          break;
+        }
         await new Promise<void>((resolve) => {
           this.wake = resolve;
           setTimeout(resolve, 1000).unref();
@@ -513,7 +525,9 @@ class Playback {
     const callerGone = this.session.ended;
     if (callerGone && this.interruptedAt === undefined) this.interruptedAt = Date.now();
 
-    const interrupted = this.interruptedAt !== undefined && (this.pending.size > 0 || !this.allSent);
+    // Interrupted when some of the reply never reached the caller (echoes after a clear do not count).
+    const interrupted =
+      this.interruptedAt !== undefined && (this.heard.length < this.chunkIndex || !this.allSent);
     const heardText = this.heard
       .sort((a, b) => a.index - b.index)
       .flatMap((c) => c.words)
@@ -552,6 +566,8 @@ class Playback {
       this.chunkIndex++;
       this.session.playOut(piece);
       this.timings.firstFrameAt ??= Date.now();
+      // Playback is sequential: this chunk ends after everything queued before it.
+      this.playedBy = Math.max(this.playedBy, Date.now()) + (piece.length * 1000) / SAMPLE_RATE;
       this.session.transport.sendMark(name);
     }
   }
