@@ -155,7 +155,7 @@ async function main() {
       await withTenant(orm, tenantId, (em) => em.execute('select count(*) from users'));
     });
     rows.push(['bare `select 1` (pool)', bare], ['withTenant: begin, set_config, select, commit', scoped]);
-    const voice = await measureVoiceWebhook({
+    const webhook = await measureVoiceWebhook({
       base,
       config,
       token,
@@ -167,8 +167,8 @@ async function main() {
       spacingMs: 150,
     });
     rows.push(
-      ['POST /twilio/voice, inbound (route, admission, workflow start), back to back', voice.backToBack],
-      ['POST /twilio/voice, inbound, one call every 150 ms (pause not timed)', voice.spaced],
+      ['POST /twilio/voice, inbound (route, admission, workflow start), back to back', webhook.backToBack],
+      ['POST /twilio/voice, inbound, one call every 150 ms (pause not timed)', webhook.spaced],
     );
 
     const table = [
@@ -197,7 +197,7 @@ async function main() {
       activityDeps,
       logger,
     });
-    const voice = await runVoiceRelayBench({ databaseUrl: pg.url, cliPath, log });
+    const voiceRelay = await runVoiceRelayBench({ databaseUrl: pg.url, cliPath, log });
 
     const date = new Date().toISOString().slice(0, 10);
     const entry = [
@@ -212,7 +212,7 @@ async function main() {
       '',
     ].join('\n');
     const textEntry = textTurnsSection(text, machine(), date);
-    const voiceEntry = voiceRelaySection(voice, machine(), date);
+    const voiceEntry = voiceRelaySection(voiceRelay, machine(), date);
     if (!existsSync(RESULTS))
       writeFileSync(RESULTS, '# Benchmark results\n\nEach run of `npm run bench` appends a section.\n\n');
     appendFileSync(RESULTS, `${entry}\n${textEntry}\n${voiceEntry}\n`);

@@ -60,7 +60,7 @@ import { twilioStreamRoute, type StreamRouteDeps } from '../realtime-relay/twili
 import { locateTemporalCli } from '../temporal-config/cli';
 import { DEV_SERVER_DYNAMIC_CONFIG, startDevServer, type DevServer } from '../temporal-config/dev-server';
 import { CallerSimulator, type CallerTts, type SimulatedCall } from '../test/peers/caller-simulator';
-import { startOpenAiPeer, type OpenAiPeer } from '../test/peers/openai-peer';
+import { PEER_SPEECH_MS_PER_CHAR, startOpenAiPeer, type OpenAiPeer } from '../test/peers/openai-peer';
 import { TwilioPeer } from '../test/peers/twilio-peer';
 import { createWorkers } from '../workers/create-workers';
 import { machine, percentile, progress, summarize, type Summary } from './stats';
@@ -95,12 +95,12 @@ export const VOICE_RELAY_PLAN = {
     levels: [10, 25, 50, 100, 150, 200, 250, 300, 350, 400],
     /** Dials in flight while a level connects its calls. */
     dialConcurrency: 10,
-    /** After the last call connected: greetings play, then the stats are reset and the window opens. */
-    settleMs: 2_000,
+    /** Once every call has heard its opening: this long, then the stats are reset and the window opens. */
+    settleMs: 1_000,
     /** The measured window. */
     holdMs: 10_000,
     /** After the hang-ups, workflows get this long to finish their post-call work, then are terminated. */
-    finishBoundMs: 30_000,
+    finishBoundMs: 20_000,
     /** Each call says one utterance this often (phases spread evenly over the calls). */
     utterancePeriodMs: 6_000,
     /** The headline: the largest K (every smaller level included) with relay event-loop lateness p99 ≤ this. */
@@ -1097,6 +1097,8 @@ export interface CapacityLevel {
   bench: { cpuCores: number; loopLateP99Ms: number };
   cores: { temporal: number; postgres: number; machine: number; other: number };
   utterances: number;
+  /** Utterances of the level (until the window's end) that never reached the STT peer. */
+  sttMissing: number;
   /** Agent replies whose first frame went out in the window, and their endpointed → first frame. */
   turnsAnswered: number;
   turnP50Ms: number;
@@ -1114,7 +1116,14 @@ export interface CapacityResult {
   elapsedMs: number;
 }
 
-/** Keeps a call talking: an utterance every `periodMs`, first after `offsetMs`, until stopped. */
+/** The opening a caller hears: the greeting and the llm node's first line, as the speech peer renders them. */
+const OPENING_AUDIO_MS = ('Hi.'.length + 'Sure.'.length) * PEER_SPEECH_MS_PER_CHAR;
+
+/**
+ * Keeps a call talking: once it has heard its opening, an utterance every `periodMs` (the first after
+ * `offsetMs`), until stopped. Not before the opening: until the workflow's `holdMedia` reaches the relay,
+ * a session runs on default media settings (local STT, 700 ms endpointing) — see the reading below.
+ */
 function talk(
   call: SimulatedCall,
   offsetMs: number,
@@ -1124,6 +1133,7 @@ function talk(
 ) {
   return (async () => {
     try {
+      while (call.stats.audioMsReceived < OPENING_AUDIO_MS) await sleep(100, undefined, { signal: stop });
       await sleep(offsetMs, undefined, { signal: stop });
       while (!stop.aborted) {
         const said = await call.say(CALLER_TEXT);
@@ -1188,6 +1198,13 @@ async function capacityLevel(
     progress(`${k} calls: connecting`, calls.length + dialErrors, k);
   });
   const connectMs = performance.now() - dialStarted;
+  // Every call greeted and opened (or already answered), then a moment more: the window sees steady state.
+  await waitUntil(
+    `${k} calls to hear their opening`,
+    () => Promise.resolve(calls.every((c) => c.stats.audioMsReceived >= OPENING_AUDIO_MS)),
+    60_000,
+    100,
+  );
   await sleep(plan.settleMs);
   let open = true;
   const closedEarly = new Set<string>();
@@ -1210,6 +1227,11 @@ async function capacityLevel(
   benchLoop.disable();
   const late = calls.flatMap((c, i) => c.stats.lastFrameLateMs.slice(lateFrom[i])).sort((a, b) => a - b);
   const utterances = counter.n - utterancesFrom;
+  // Every utterance of the level so far should have reached the STT peer (the agent's provider) by the
+  // time its endpointing and transcription are over; any missing went to another engine, or nowhere.
+  const levelUtterances = counter.n;
+  await sleep(VOICE_RELAY_PLAN.endpointingMs + 300);
+  const sttMissing = Math.max(0, levelUtterances - stack.peer.transcriptionRequests.length);
 
   // Replies whose first frame went out in the window, as recorded with the calls' turns.
   const { rows } = await stack.owner.query<{ e: string; f: string }>(
@@ -1255,7 +1277,8 @@ async function capacityLevel(
   const teardownMs = performance.now() - teardownStarted;
 
   const wallS = (cpu1.at - cpu0.at) / 1000;
-  const cores = (key: keyof CpuSnapshot) => (cpu1[key] - cpu0[key]) / wallS;
+  // Clamped: a PostgreSQL backend that exits takes its CPU time out of the /proc sum.
+  const cores = (key: keyof CpuSnapshot) => Math.max(0, (cpu1[key] - cpu0[key]) / wallS);
   const framesIn = s1.framesIn - s0.framesIn;
   const relayCpuUs = (cpu1.relay - cpu0.relay) * 1e6;
   const known = cores('bench') + cores('relay') + cores('temporal') + cores('postgres');
@@ -1297,6 +1320,7 @@ async function capacityLevel(
       other: Math.max(0, cores('machine') - known),
     },
     utterances,
+    sttMissing,
     turnsAnswered: turnMs.length,
     turnP50Ms: percentile(turnMs, 50),
     turnP95Ms: percentile(turnMs, 95),
@@ -1449,7 +1473,7 @@ export function voiceRelaySection(r: VoiceRelayResults, machineLine: string, dat
   const kib = (b: number) => (b / 1024).toFixed(0);
   const capacityTable = [
     '| calls | connect / teardown s | relay loop lateness p50 / **p99** / max ms (/stats p99) | relay frame p50 / p99 µs | relay CPU % | relay µs CPU per frame | relay RSS MiB | RSS per call KiB | ' +
-      'senders late p50 / p99 / max ms | bench process: cores / loop lateness p99 ms | Temporal cores | PostgreSQL cores | machine busy cores (other) | turns answered / utterances | turn p50 / p95 ms |',
+      'senders late p50 / p99 / max ms | bench process: cores / loop lateness p99 ms | Temporal cores | PostgreSQL cores | machine busy cores (other) | turns answered / utterances (STT not via peer) | turn p50 / p95 ms |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...c.levels.map(
       (l) =>
@@ -1459,7 +1483,7 @@ export function voiceRelaySection(r: VoiceRelayResults, machineLine: string, dat
         `${f(l.relay.cpuCores * 100, 0)} | ${f(l.relay.cpuUsPerFrame, 1)} | ${mib(l.relay.rssBytes)} | ${kib(l.relay.rssPerCallBytes)} | ` +
         `${f(l.senders.lateP50Ms, 1)} / ${f(l.senders.lateP99Ms, 1)} / ${f(l.senders.lateMaxMs, 1)} | ` +
         `${f(l.bench.cpuCores)} / ${f(l.bench.loopLateP99Ms, 1)} | ${f(l.cores.temporal)} | ${f(l.cores.postgres)} | ` +
-        `${f(l.cores.machine)} (${f(l.cores.other)}) | ${l.turnsAnswered} / ${l.utterances} | ${f(l.turnP50Ms, 0)} / ${f(l.turnP95Ms, 0)} |`,
+        `${f(l.cores.machine)} (${f(l.cores.other)}) | ${l.turnsAnswered} / ${l.utterances} (${l.sttMissing}) | ${f(l.turnP50Ms, 0)} / ${f(l.turnP95Ms, 0)} |`,
     ),
   ].join('\n');
 
@@ -1513,7 +1537,7 @@ export function voiceRelaySection(r: VoiceRelayResults, machineLine: string, dat
     `### Concurrent calls on the relay process`,
     '',
     `Levels of K calls, fresh calls per level: dialled ${plan.capacity.dialConcurrency} at a time (signed webhook → TwiML → stream → ` +
-      `greeting), ${plan.capacity.settleMs / 1000} s to settle, then the relay’s \`GET /stats?reset=1\` opens a ${plan.capacity.holdMs / 1000} s window ` +
+      `greeting and the llm node's opening line), every call's opening heard plus ${plan.capacity.settleMs / 1000} s, then the relay’s \`GET /stats?reset=1\` opens a ${plan.capacity.holdMs / 1000} s window ` +
       `read at its end. Every call streams 20 ms frames in real time all along (silence, and one ${plan.utteranceMs} ms ` +
       `utterance every ${plan.capacity.utterancePeriodMs / 1000} s, phases spread evenly) and the agent answers every utterance through the ` +
       'instant peers. Between levels every caller hangs up (`stop`, then the status callback) and the level’s workflows finish their ' +
@@ -1524,7 +1548,8 @@ export function voiceRelaySection(r: VoiceRelayResults, machineLine: string, dat
       'parentheses. Relay frame p50/p99: its own sample of `onAudio` (every 10th frame). CPU: the relay’s ' +
       '`process.cpuUsage()` (every thread, the Temporal worker core included; 100 % = one core), /proc for the others; “other” = ' +
       'machine busy − these four processes. Senders late: how late the simulated Twilio sent its frames against the 20 ms clock ' +
-      '(load generator saturation, not the relay). Turn p50/p95: endpointed → first frame of the replies sent in the window.',
+      '(load generator saturation, not the relay). Turn p50/p95: endpointed → first frame of the replies sent in the window. ' +
+      '“STT not via peer”: utterances of the level that never reached the STT peer, the agent’s provider (0: all transcribed as configured).',
     '',
     capacityTable,
     '',

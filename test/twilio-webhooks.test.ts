@@ -388,6 +388,18 @@ describe('inbound voice webhook', () => {
     const agent = (await seedDemoAgents(stack.orm, busyTenant.tenantId, busyTenant.userId)).bookingAgentId;
     const number = await registerNumber(busyTenant.token, agent);
     await setTenantSettings(busyTenant.tenantId, { maxConcurrentCalls: 1 });
+    // A row left `ringing` six hours ago (its workflow terminated by hand) no longer holds a line.
+    const db = await ownerClient(stack.config);
+    try {
+      const stale = randomUUID();
+      await db.query(
+        `insert into calls (id, tenant_id, direction, channel, workflow_id, status, started_at)
+         values ($1, $2, 'inbound', 'voice', $3, 'ringing', now() - interval '6 hours')`,
+        [stale, busyTenant.tenantId, `call:stale-${stale}`],
+      );
+    } finally {
+      await db.end();
+    }
 
     const live = newCallSid();
     streamOf((await answerInbound(live, number)).text);
@@ -423,6 +435,33 @@ describe('inbound voice webhook', () => {
       .send({});
     expect(webCall.status).toBe(429);
     expect(webCall.body.error).toMatchObject({ code: 'CONCURRENCY_LIMIT', details: { limit: 1, live: 1 } });
+  });
+
+  it('calls arriving at the same instant: exactly as many get through as the limit allows', async () => {
+    const rush = await signUpTenant(stack.app, 'Rush Co');
+    const agent = (await seedDemoAgents(stack.orm, rush.tenantId, rush.userId)).bookingAgentId;
+    const number = await registerNumber(rush.token, agent);
+    await setTenantSettings(rush.tenantId, { maxConcurrentCalls: 2 });
+    const sids = Array.from({ length: 8 }, newCallSid);
+    const answers = await Promise.all(sids.map((sid) => answerInbound(sid, number)));
+    const outcomes = answers.map((res) =>
+      res.text.includes('<Connect>') ? 'connected' : spokenOf(res.text),
+    );
+    expect(outcomes.filter((o) => o === 'connected')).toHaveLength(2);
+    expect(outcomes.filter((o) => /busy/.test(o))).toHaveLength(6);
+    const db = await ownerClient(stack.config);
+    try {
+      const rows = await db.query<{ status: string; n: number }>(
+        'select status, count(*)::int as n from calls where tenant_id = $1 group by status order by status',
+        [rush.tenantId],
+      );
+      expect(rows.rows).toEqual([
+        { status: 'rejected', n: 6 },
+        { status: 'ringing', n: 2 },
+      ]);
+    } finally {
+      await db.end();
+    }
   });
 
   it('Temporal unreachable: a spoken apology, and the call row marked failed with the reason', async () => {

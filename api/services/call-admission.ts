@@ -6,7 +6,9 @@
  * leaves it alone (`on conflict (id) do nothing`).
  *
  * A live call is one `ringing` or `in-progress` on the voice or web channel (text conversations
- * hold no line); the predicate matches the partial index `calls_tenant_live_idx`.
+ * hold no line), started within the last five hours: no call outlives the longest allowed
+ * (`maxCallDurationSeconds` ≤ 4 h), so a row left live by a workflow that was terminated by hand
+ * stops holding a line. The predicate matches the partial index `calls_tenant_live_idx`.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { CallChannel, CallDirection } from '../../contracts/call';
@@ -46,7 +48,8 @@ export async function admitCall(
   ]);
   const [seen] = await em.execute<{ live: number; existing: string | null }[]>(
     `select (select count(*)::int from calls
-              where tenant_id = ? and status in ('ringing', 'in-progress') and channel in ('voice', 'web')) as live,
+              where tenant_id = ? and status in ('ringing', 'in-progress') and channel in ('voice', 'web')
+                and coalesce(started_at, created_at) > now() - interval '5 hours') as live,
             (select status from calls where id = ?) as existing`,
     [call.tenantId, call.id],
   );
