@@ -68,6 +68,8 @@ export interface CallWorkflowInput {
     idleTimeoutSeconds?: number;
     /** Voice/web: how long the relay may go silent (no heartbeat) before the call counts as lost. */
     mediaHeartbeatTimeoutSeconds?: number;
+    /** Inbound voice/web: end the call as failed when no media stream attaches within this. */
+    mediaConnectTimeoutSeconds?: number;
   };
   /** Present only when the workflow continues as new. */
   carried?: CarriedCallState;

@@ -5,10 +5,11 @@
  * `failed` with the reason (heartbeat timeout), never stuck in progress.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import WebSocket from 'ws';
 import request from 'supertest';
-import { callWorkflowId } from '../contracts/call';
+import { CALL_QUEUE, CALL_WORKFLOW, callWorkflowId } from '../contracts/call';
 import { freePort, waitUntil } from '../lib/net';
 import { signStreamToken } from '../lib/stream-token';
 import { CallerSimulator } from './peers/caller-simulator';
@@ -209,4 +210,28 @@ describe('a relay process killed mid-call', () => {
     expect(calls.status).toBe(200);
     expect(calls.body.data.some((c: { from?: string }) => c.from === '+15550003333')).toBe(true);
   });
+});
+
+it('a call whose media stream never connects ends failed instead of holding a line', async () => {
+  const callId = randomUUID();
+  const handle = await voice.stack.temporal.workflow.start(CALL_WORKFLOW, {
+    taskQueue: CALL_QUEUE,
+    workflowId: callWorkflowId(callId),
+    args: [
+      {
+        callId,
+        tenantId: voice.tenant.tenantId,
+        agentId: yesNoAgent,
+        agentVersionId: null,
+        direction: 'inbound',
+        channel: 'voice',
+        from: '+15550005555',
+        options: { mediaConnectTimeoutSeconds: 2 },
+      },
+    ],
+  });
+  const result = await handle.result();
+  expect(result).toMatchObject({ status: 'failed', disposition: 'media_not_connected' });
+  const record = await request(voice.stack.app).get(`/v1/calls/${callId}`).set(bearer(voice.tenant.token));
+  expect(record.body).toMatchObject({ status: 'failed', disposition: 'media_not_connected' });
 });

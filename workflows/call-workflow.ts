@@ -640,6 +640,16 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
   const idleMs = (input.options?.idleTimeoutSeconds ?? (input.channel === 'text' ? 1800 : 0)) * 1000;
 
   const noInputMs = def.noInputTimeoutSeconds * 1000;
+  /**
+   * An answered voice or web call whose media never reaches a relay (the caller's browser never
+   * opened the socket, Twilio could not reach the relay) must not hold a line until max duration.
+   * Outbound calls wait for the answer first; their ringing is bounded by the dialer.
+   */
+  const mediaConnectDeadline =
+    new Date(startedAt).getTime() +
+    (input.options?.mediaConnectTimeoutSeconds ?? (input.channel === 'web' ? 120 : 30)) * 1000;
+  const awaitingMedia = () =>
+    liveAudio && input.direction === 'inbound' && !carried && relayQueue === undefined && !ended;
   /** Voice and web calls: the caller has been silent this long after the agent spoke. */
   const awaitingCaller = () => liveAudio && opened && !ended && !busy && mediaHeld;
 
@@ -649,6 +659,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
       deadline,
       idleMs ? lastActivityAt + idleMs : deadline,
       waitingForCaller ? lastActivityAt + noInputMs : deadline,
+      awaitingMedia() ? mediaConnectDeadline : deadline,
     );
     const woke = await condition(
       () =>
@@ -743,11 +754,19 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
             `the call reached its ${def.maxCallDurationSeconds} s limit`,
           );
         });
-      } else {
+      } else if (awaitingMedia()) {
+        await exclusive(async () => {
+          if (ended) return;
+          await finish('failed', 'media_not_connected', 'the media stream never connected');
+        });
+      } else if (idleMs && workflowNow() >= lastActivityAt + idleMs) {
         await exclusive(async () => {
           if (ended) return;
           await finish('completed', 'idle_timeout', 'no message from the user');
         });
+      } else {
+        // Woken for a bound that no longer applies (the stream connected meanwhile): wait again.
+        continue;
       }
       break;
     }
