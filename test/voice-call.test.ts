@@ -4,9 +4,12 @@
  * frames), hears the agent (pocketsphinx on the relay side transcribes the caller), and hangs up as
  * Twilio does. Real Temporal, real PostgreSQL, real sockets.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
 import request from 'supertest';
+import { workflowBundle } from '../workers/create-workers';
 import { DEMO_BOOKING_AGENT } from '../db/seed/demo-agents';
 import { callWorkflowId, type CallWorkflowResult } from '../contracts/call';
 import { decodeWav } from '../realtime-relay/audio/wav';
@@ -124,6 +127,14 @@ it('a simulated inbound call books an appointment by voice, end to end', async (
   expect(energy(decoded.channels[1]!)).toBeGreaterThan(10); // the agent spoke
   const onDisk = readFileSync(path.join(voice.recordingsDir, voice.tenant.tenantId, `${callId}.wav`));
   expect(onDisk.length).toBe((wav.body as Buffer).length);
+
+  // The voice history (relay activities, media hold, hang-up) replays against today's code, and
+  // can be recorded for the replay suite that guards running calls from workflow changes.
+  const history = await voice.stack.temporal.workflow.getHandle(callWorkflowId(call.callSid)).fetchHistory();
+  await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history);
+  if (process.env.RECORD_HISTORIES) {
+    writeFileSync(path.join(__dirname, 'histories', 'call-voice-booking.json'), historyToJSON(history));
+  }
 });
 
 it('barge-in: caller speech over a long reply clears it within the barge-in time; the transcript keeps what was heard', async () => {
