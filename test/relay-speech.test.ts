@@ -32,24 +32,9 @@ const MODEL_DIR = '/usr/share/pocketsphinx/model/en-us';
 const DICT = join(MODEL_DIR, 'cmudict-en-us.dict');
 const INTENTS = ['I want to speak to a human', 'Cancel my appointment'];
 
-function hasBinary(name: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${name}`]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const haveEspeak = hasBinary('espeak-ng');
-const haveLocalEngines = haveEspeak && hasBinary('pocketsphinx_continuous') && existsSync(DICT);
-if (!haveLocalEngines) {
-  console.warn(
-    'espeak-ng, pocketsphinx_continuous or the pocketsphinx-en-us model is missing: skipping the local engine tests',
-  );
-}
-const describeLocal = haveLocalEngines ? describe : describe.skip;
-const describeEspeak = haveEspeak ? describe : describe.skip;
+// The local engines are part of Parley (bootstrap installs them): their tests run, never skip.
+const describeLocal = describe;
+const describeEspeak = describe;
 
 /** Children of this process whose command name matches. */
 function childProcesses(pattern: RegExp): number[] {
