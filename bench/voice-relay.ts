@@ -27,7 +27,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { appendFileSync, chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import type http from 'node:http';
 import os from 'node:os';
@@ -290,7 +290,8 @@ async function spawnRelay(opts: {
       const pino = /"level":(\d+)/.exec(line)?.[1];
       const sdk = /^\S*\s*\[(WARN|ERROR)\]/.exec(line)?.[1];
       const level = pino !== undefined ? Number(pino) : sdk === 'WARN' ? 40 : sdk === 'ERROR' ? 50 : 0;
-      if (level < 40) continue;
+      // An activity-only worker (the relay's) says so at start: expected, not a problem.
+      if (level < 40 || line.includes('No workflows registered')) continue;
       if (level === 40) log.warnings++;
       else log.errors++;
       log.last = [...log.last, line.slice(0, 300)].slice(-5);
@@ -851,6 +852,8 @@ export interface TurnsResult {
   workflow: Record<keyof WorkflowTimings, Summary>;
   /** As the caller hears it: last utterance frame sent → first agent audio played (simulator clock). */
   callerHeard: Summary;
+  /** Event-loop lateness p99 of this process (worker, api, peers, callers) while the turns ran. */
+  benchLoopLateP99Ms: number;
   wallMs: number;
 }
 
@@ -984,6 +987,9 @@ export async function measureTurns(
   };
   // Warm-up (not measured): JIT, pools, the workflow bundle, the relay's worker.
   await converse('+14155550100', 5, () => undefined);
+  // This process hosts the worker, the api, the peers and the callers: how late its loop ran.
+  const benchLoop = monitorEventLoopDelay({ resolution: LOOP_SAMPLING_MS });
+  benchLoop.enable();
   await Promise.all(
     Array.from({ length: plan.lanes }, async (_, lane) => {
       await sleep(lane * 330); // lanes out of step, so their turns do not coincide by construction
@@ -998,6 +1004,7 @@ export async function measureTurns(
     }),
   );
   const wallMs = performance.now() - started;
+  benchLoop.disable();
 
   // The timings as the calls API shows them, and the workflow's events of the same turns.
   const turns: TurnTimings[] = [];
@@ -1022,6 +1029,13 @@ export async function measureTurns(
       turns.push(t);
       const h = history.get(entry.timings.turnId ?? NaN);
       if (h?.started !== undefined) {
+        if (process.env.BENCH_DEBUG)
+          console.error(
+            'DEBUG turn',
+            entry.timings.turnId,
+            (h.taskCompleted - h.taskStarted).toFixed(1),
+            JSON.stringify(entry.timings).length,
+          );
         workflow.push({
           updateToTaskStarted: h.taskStarted - entry.timings.updateSentAt!,
           taskRun: h.taskCompleted - h.taskStarted,
@@ -1054,6 +1068,7 @@ export async function measureTurns(
     summaries: summaries(turns),
     workflow: summaries(workflow),
     callerHeard: summarize(callerHeard, wallMs),
+    benchLoopLateP99Ms: lateness(benchLoop.percentile(99) / 1e6),
     wallMs,
   };
 }
@@ -1087,8 +1102,6 @@ export interface CapacityLevel {
     /** Share of one core (user + system, all of its threads). */
     cpuCores: number;
     rssBytes: number;
-    /** (RSS − the idle relay's RSS) / calls. */
-    rssPerCallBytes: number;
     framesIn: number;
     /** All of the relay's CPU in the window / caller frames it received: the all-in cost of a frame. */
     cpuUsPerFrame: number;
@@ -1162,7 +1175,6 @@ function cpuNow(stack: VoiceBenchStack, relayMicros: number): CpuSnapshot {
 async function capacityLevel(
   stack: VoiceBenchStack,
   k: number,
-  idleRssBytes: number,
   plan: typeof VOICE_RELAY_PLAN.capacity,
 ): Promise<CapacityLevel> {
   // Per call: the opening line, up to three turns, the post-call analysis.
@@ -1170,6 +1182,7 @@ async function capacityLevel(
   const calls: SimulatedCall[] = [];
   const talkers: Promise<void>[] = [];
   const stop = new AbortController();
+  setMaxListeners(Infinity, stop.signal); // every talker's sleep listens to it
   const counter = { n: 0 };
   let dialErrors = 0;
   let firstError: string | undefined;
@@ -1302,7 +1315,6 @@ async function capacityLevel(
       frameP99Ms: s1.frameProcessingMs.p99,
       cpuCores: cores('relay'),
       rssBytes: s1.memoryRssBytes,
-      rssPerCallBytes: (s1.memoryRssBytes - idleRssBytes) / Math.max(1, calls.length),
       framesIn,
       cpuUsPerFrame: framesIn > 0 ? relayCpuUs / framesIn : NaN,
     },
@@ -1348,7 +1360,7 @@ export async function measureCapacity(
       stoppedBecause = `time budget of ${plan.budgetMs / 1000} s used before ${k} calls`;
       break;
     }
-    const level = await capacityLevel(stack, k, idleRelayRssBytes, plan);
+    const level = await capacityLevel(stack, k, plan);
     levels.push(level);
     log(
       `${k} calls: relay loop lateness p99 ${level.relay.lateP99Ms.toFixed(1)} ms, relay ${(level.relay.cpuCores * 100).toFixed(0)} % CPU, ` +
@@ -1422,6 +1434,19 @@ export async function runVoiceRelayBench(opts: VoiceRelayBenchOptions): Promise<
 // ------------------------------------------------------------------------------------------------
 // its section of RESULTS.md
 
+/** Levels where processes outside the bench used more than this many cores are marked disturbed. */
+const DISTURBED_CORES = 0.15;
+
+/** Least-squares line through the points: y ≈ intercept + slope·x (NaN with fewer than two distinct x). */
+function leastSquares(points: [number, number][]): { slope: number; intercept: number } {
+  const n = points.length;
+  const meanX = points.reduce((a, [x]) => a + x, 0) / n;
+  const meanY = points.reduce((a, [, y]) => a + y, 0) / n;
+  const sxx = points.reduce((a, [x]) => a + (x - meanX) ** 2, 0);
+  const slope = sxx > 0 ? points.reduce((a, [x, y]) => a + (x - meanX) * (y - meanY), 0) / sxx : NaN;
+  return { slope, intercept: meanY - slope * meanX };
+}
+
 const f = (v: number | null, digits = 2) => (v === null || !Number.isFinite(v) ? '–' : v.toFixed(digits));
 const row = (name: string, s: Summary, unit = 1) =>
   `| ${name} | ${s.n} | ${f(s.p50 * unit)} | ${f(s.p95 * unit)} | ${f(s.p99 * unit)} | ${f(s.max * unit)} |`;
@@ -1471,16 +1496,27 @@ export function voiceRelaySection(r: VoiceRelayResults, machineLine: string, dat
 
   const mib = (b: number) => (b / 2 ** 20).toFixed(0);
   const kib = (b: number) => (b / 1024).toFixed(0);
+  // Levels during which processes outside the bench took a noticeable share of the machine.
+  const disturbed = c.levels.filter((l) => l.cores.other > DISTURBED_CORES);
+  const clean = c.levels.filter((l) => l.cores.other <= DISTURBED_CORES && l.dropped === 0);
+  // Memory per call: the slope of the relay's RSS over the levels (the idle relay at 0 calls); one
+  // level's RSS moves by megabytes with the garbage collector's timing, too much for a ratio.
+  const memory = leastSquares([
+    [0, c.idleRelayRssBytes],
+    ...c.levels.map((l): [number, number] => [l.connected, l.relay.rssBytes]),
+  ]);
+  // CPU: fixed share + a share per call, over the undisturbed levels; per frame = per call / 50 frames a second.
+  const cpu = leastSquares(clean.map((l): [number, number] => [l.connected, l.relay.cpuCores]));
   const capacityTable = [
-    '| calls | connect / teardown s | relay loop lateness p50 / **p99** / max ms (/stats p99) | relay frame p50 / p99 µs | relay CPU % | relay µs CPU per frame | relay RSS MiB | RSS per call KiB | ' +
+    '| calls | connect / teardown s | relay loop lateness p50 / **p99** / max ms (/stats p99) | relay frame p50 / p99 µs | relay CPU % | relay µs CPU per frame | relay RSS MiB | ' +
       'senders late p50 / p99 / max ms | bench process: cores / loop lateness p99 ms | Temporal cores | PostgreSQL cores | machine busy cores (other) | turns answered / utterances (STT not via peer) | turn p50 / p95 ms |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...c.levels.map(
       (l) =>
         `| ${l.calls}${l.connected < l.calls ? ` (${l.connected} connected)` : ''}${l.dropped ? `, ${l.dropped} dropped` : ''} | ${f(l.connectMs / 1000, 1)} / ${f(l.teardownMs / 1000, 1)}${l.terminated ? ` (${l.terminated} terminated)` : ''} | ` +
         `${f(l.relay.lateP50Ms, 1)} / **${f(l.relay.lateP99Ms, 1)}** / ${f(l.relay.lateMaxMs, 1)} (${f(l.relay.statsDelayP99Ms, 1)}) | ` +
         `${f(l.relay.frameP50Ms === null ? null : l.relay.frameP50Ms * 1000, 0)} / ${f(l.relay.frameP99Ms === null ? null : l.relay.frameP99Ms * 1000, 0)} | ` +
-        `${f(l.relay.cpuCores * 100, 0)} | ${f(l.relay.cpuUsPerFrame, 1)} | ${mib(l.relay.rssBytes)} | ${kib(l.relay.rssPerCallBytes)} | ` +
+        `${f(l.relay.cpuCores * 100, 0)} | ${f(l.relay.cpuUsPerFrame, 1)} | ${mib(l.relay.rssBytes)} | ` +
         `${f(l.senders.lateP50Ms, 1)} / ${f(l.senders.lateP99Ms, 1)} / ${f(l.senders.lateMaxMs, 1)} | ` +
         `${f(l.bench.cpuCores)} / ${f(l.bench.loopLateP99Ms, 1)} | ${f(l.cores.temporal)} | ${f(l.cores.postgres)} | ` +
         `${f(l.cores.machine)} (${f(l.cores.other)}) | ${l.turnsAnswered} / ${l.utterances} (${l.sttMissing}) | ${f(l.turnP50Ms, 0)} / ${f(l.turnP95Ms, 0)} |`,
@@ -1519,6 +1555,9 @@ export function voiceRelaySection(r: VoiceRelayResults, machineLine: string, dat
       'resampling the 24 kHz PCM), so the share is if anything under-counted by those.',
     '',
     turnTable,
+    '',
+    `- This process (the worker, the api, the peers, the callers) ran its event loop at most ${f(t.benchLoopLateP99Ms, 1)} ms late (p99) ` +
+      `while the turns ran; ${(t.wallMs / 1000).toFixed(0)} s for the turns, warm-up included.`,
     '',
     `### Inbound frame processing`,
     '',
@@ -1559,7 +1598,21 @@ export function voiceRelaySection(r: VoiceRelayResults, machineLine: string, dat
         ? `; first over: ${firstOver.calls} calls at ${f(firstOver.relay.lateP99Ms, 1)} ms`
         : `; every level tried stayed under it (up to ${last?.calls ?? 0})`) +
       (c.stoppedBecause ? `; the ladder stopped: ${c.stoppedBecause}.` : '.'),
-    `- Idle relay RSS ${mib(c.idleRelayRssBytes)} MiB. Relay log over the whole run: ${r.relayLog.warnings} warnings, ${r.relayLog.errors} errors.`,
+    ...(disturbed.length
+      ? [
+          `- **Disturbed**: other processes on the machine used ${disturbed.map((l) => `${f(l.cores.other)} cores at ${l.calls} calls`).join(', ')} ` +
+            '(“other” column): those levels understate what the relay holds.',
+        ]
+      : []),
+    ...(clean.length < 2
+      ? []
+      : [
+          `- Relay CPU over the undisturbed levels (least squares): ≈ ${f(cpu.intercept * 100, 1)} % of a core with no call, ` +
+            `+ ${f(cpu.slope * 100, 2)} % per call, i.e. ≈ ${f((cpu.slope * 1e6) / 50, 0)} µs of CPU per inbound frame with everything a call brings ` +
+            '(socket, `ws`, the handler, the turns’ STT/LLM/TTS requests, `speak`, the Temporal worker). Its JavaScript runs on one thread: ' +
+            `at that rate one core is used up near ${f((1 - cpu.intercept) / Math.max(1e-9, cpu.slope), 0)} calls (an extrapolation; lateness grows well before).`,
+        ]),
+    `- Memory: idle relay RSS ${mib(c.idleRelayRssBytes)} MiB, ≈ ${kib(memory.slope)} KiB more per call (least-squares slope over the levels). Relay log over the whole run: ${r.relayLog.warnings} warnings, ${r.relayLog.errors} errors.`,
     `- Ratios (p50): workflow / Parley’s share = ${f(s.updateToSpeak.p50 / Math.max(1e-9, s.share.p50))}; Parley’s share / endpointed → first frame = ` +
       `${f(s.share.p50 / Math.max(1e-9, s.endpointedToFirstFrame.p50))}; frame handler p99 / 20 ms frame = ${f(fr.perFrameUs.p99 / 20_000, 4)}.`,
     '',
