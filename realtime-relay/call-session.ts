@@ -63,6 +63,7 @@ export const SAMPLE_RATE = 8000;
 /** Audio per mark: small enough that "what was heard" is precise to a word or two. */
 const CHUNK_MS = 240;
 const PRE_ROLL_MS = 200;
+const SETTINGS_WAIT_MS = 3_000;
 /** How long after its audio should have played a missing mark echo stops being waited for. */
 const MARK_GRACE_MS = 5_000;
 /** Settings until the workflow's holdMedia brings the agent's own. */
@@ -109,6 +110,9 @@ export class CallSession {
   private endedBy: HoldMediaResult['endedBy'] | undefined;
   private readonly endedPromise: Promise<void>;
   private resolveEnded!: () => void;
+  /** The agent's own settings (from holdMedia); until then an utterance waits rather than use defaults. */
+  private readonly settingsApplied: Promise<void>;
+  private resolveSettings!: () => void;
   readonly stats = { framesIn: 0, malformed: 0, outOfOrder: 0 };
   /** Processing time of each inbound frame (ms), sampled for the relay's own latency figures. */
   readonly frameCostMs: number[] = [];
@@ -127,6 +131,7 @@ export class CallSession {
       minSpeechMs: this.minSpeechMs(),
     });
     this.endedPromise = new Promise((resolve) => (this.resolveEnded = resolve));
+    this.settingsApplied = new Promise((resolve) => (this.resolveSettings = resolve));
   }
 
   get ended(): boolean {
@@ -156,6 +161,7 @@ export class CallSession {
   /** The agent's own settings arrive with the workflow's holdMedia. */
   applySettings(settings: MediaSettings): void {
     this.settings = settings;
+    this.resolveSettings();
     this.vad.setOptions({ endpointingMs: settings.endpointingMs, minSpeechMs: this.minSpeechMs() });
     if (settings.record && !this.recorder && !this.ended) {
       this.recorder = new CallRecorder(this.deps.recordingsDir, `${this.tenantId}/${this.callId}.wav`);
@@ -245,6 +251,10 @@ export class CallSession {
     audio: Int16Array,
     timing: Pick<CallerTurnTimings, 'speechStartAt' | 'speechEndAt' | 'endpointedAt' | 'endpointingMs'>,
   ): Promise<void> {
+    if (this.ended) return;
+    // Speech before the workflow's settings arrived (a fast "hello" over the greeting) is transcribed
+    // by the agent's own STT provider, not the defaults; bounded, should holdMedia never come.
+    await Promise.race([this.settingsApplied, new Promise((r) => setTimeout(r, SETTINGS_WAIT_MS))]);
     if (this.ended) return;
     const sttStartedAt = Date.now();
     const stt = this.deps.speech.stt(this.settings.stt.provider);

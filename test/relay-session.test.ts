@@ -4,7 +4,12 @@
  * one `userTurn` update with its timings.
  */
 import type { Client } from '@temporalio/client';
-import { CallSession, type MediaTransport, type SpeechProviders } from '../realtime-relay/call-session';
+import {
+  CallSession,
+  DEFAULT_MEDIA_SETTINGS,
+  type MediaTransport,
+  type SpeechProviders,
+} from '../realtime-relay/call-session';
 import type { LlmClients } from '../activities/llm';
 import { createLogger } from '../lib/logger';
 import { loadConfig } from '../config';
@@ -38,7 +43,7 @@ const toneTts = {
   },
 };
 
-function setup(transcript = 'yes please') {
+function setup(transcript = 'yes please', options: { settings?: boolean } = {}) {
   const updates: { turnId: number; text: string; timings: Record<string, number> }[] = [];
   const temporal = {
     workflow: {
@@ -58,7 +63,14 @@ function setup(transcript = 'yes please') {
     name: 'fake',
     transcribe: () => Promise.resolve({ text: transcript, provider: 'fake', grammar: false }),
   };
-  const speech: SpeechProviders = { stt: () => stt, tts: () => toneTts };
+  const sttUsed: string[] = [];
+  const speech: SpeechProviders = {
+    stt: (provider) => {
+      sttUsed.push(provider);
+      return stt;
+    },
+    tts: () => toneTts,
+  };
   const transport = fakeTransport();
   const config = loadConfig({ LOG_LEVEL: 'silent' });
   const session = new CallSession(
@@ -73,7 +85,8 @@ function setup(transcript = 'yes please') {
       logger: createLogger(config, 'test'),
     },
   );
-  return { session, transport, updates };
+  if (options.settings !== false) session.applySettings(DEFAULT_MEDIA_SETTINGS);
+  return { session, transport, updates, sttUsed };
 }
 
 const never = new AbortController().signal;
@@ -132,10 +145,13 @@ it('endpointed caller speech becomes one userTurn with its stage timings; noise 
   expect(t.sttFinalAt).toBeGreaterThanOrEqual(t.sttStartedAt!);
   expect(t.updateSentAt).toBeGreaterThanOrEqual(t.sttFinalAt!);
 
+  // Speech the STT finds no words in (noise, a cough) makes no turn.
   const quiet = setup('   ');
+  for (let i = 0; i < 10; i++) quiet.session.onAudio(frame(0));
   for (let i = 0; i < 40; i++) quiet.session.onAudio(frame(8000));
   for (let i = 0; i < 40; i++) quiet.session.onAudio(frame(0));
   await new Promise((r) => setTimeout(r, 20));
+  expect(quiet.sttUsed).toEqual(['local']);
   expect(quiet.updates).toHaveLength(0);
 });
 
@@ -153,4 +169,17 @@ it('a stream that ends mid-reply reports the caller gone', async () => {
   const result = await speaking;
   expect(result).toMatchObject({ interrupted: true, callerGone: true });
   expect(result.heardText).toBe('A');
+});
+
+it("caller speech before the agent's settings arrive waits for them, then uses the agent's STT provider", async () => {
+  const { session, updates, sttUsed } = setup('hello', { settings: false });
+  for (let i = 0; i < 10; i++) session.onAudio(frame(0));
+  for (let i = 0; i < 40; i++) session.onAudio(frame(8000));
+  for (let i = 0; i < 40; i++) session.onAudio(frame(0));
+  await new Promise((r) => setTimeout(r, 50));
+  expect(updates).toHaveLength(0);
+  session.applySettings({ ...DEFAULT_MEDIA_SETTINGS, stt: { provider: 'openai' } });
+  await new Promise((r) => setTimeout(r, 20));
+  expect(updates).toHaveLength(1);
+  expect(sttUsed).toEqual(['openai']);
 });
