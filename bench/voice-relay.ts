@@ -494,7 +494,7 @@ async function startStack(opts: {
       token,
     );
     await api('POST', `/v1/agents/${agent.id}/publish`, {}, token);
-    const number = `+1415${String(Date.now()).slice(-7)}`;
+    const number = `+1415555${String(Date.now()).slice(-4)}`;
     await api('POST', '/v1/phone-numbers', { number, agentId: agent.id }, token);
     // Every benched call must be admitted: lift the plan's concurrency limit for this tenant.
     await owner.query(

@@ -37,7 +37,7 @@ export async function measureVoiceWebhook(
   const authToken = input.config.TWILIO_AUTH_TOKEN;
   if (!authToken) throw new Error('the voice webhook bench needs TWILIO_AUTH_TOKEN in its config');
   const { bookingAgentId } = await seedDemoAgents(input.orm, input.tenantId, input.userId);
-  const number = `+1415${String(Date.now()).slice(-7)}`;
+  const number = `+1415555${String(Date.now()).slice(-4)}`; // 555 exchange: valid for libphonenumber
   const registered = await fetch(`${input.base}/v1/phone-numbers`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${input.token}` },

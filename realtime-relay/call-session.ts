@@ -13,6 +13,7 @@
  */
 import type { Client } from '@temporalio/client';
 import { WorkflowUpdateStage } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import type { ListeningHints } from '../contracts/agent-engine';
 import {
   dtmfSignal,
@@ -64,6 +65,13 @@ export const SAMPLE_RATE = 8000;
 const CHUNK_MS = 240;
 const PRE_ROLL_MS = 200;
 const SETTINGS_WAIT_MS = 3_000;
+const LLM_ATTEMPTS = 3;
+
+/** Provider trouble worth another try (rate limits, 5xx, dropped connections), not a bad request. */
+function isRetryableLlmError(err: unknown): boolean {
+  if (err instanceof ApplicationFailure) return !err.nonRetryable;
+  return true;
+}
 /** How long after its audio should have played a missing mark echo stops being waited for. */
 const MARK_GRACE_MS = 5_000;
 /** Settings until the workflow's holdMedia brings the agent's own. */
@@ -447,21 +455,29 @@ class Playback {
     const produce = async () => {
       try {
         if (this.input.llm) {
-          try {
-            llm = await streamChat(
-              this.deps.llmClients,
-              this.input.llm,
-              (delta) => {
-                this.timings.llmFirstTokenAt ??= Date.now();
-                generated += delta;
-                push(chunker.push(delta));
-                this.heartbeat();
-              },
-              this.abort.signal,
-            );
-            generated = llm.content;
-          } catch (err) {
-            if (this.interruptedAt === undefined) throw err;
+          // `speak` on the relay is never retried by Temporal (a retry would replay audio), so a
+          // provider failure before the first token is retried here, where nothing was said yet.
+          for (let attempt = 1; ; attempt++) {
+            try {
+              llm = await streamChat(
+                this.deps.llmClients,
+                this.input.llm,
+                (delta) => {
+                  this.timings.llmFirstTokenAt ??= Date.now();
+                  generated += delta;
+                  push(chunker.push(delta));
+                  this.heartbeat();
+                },
+                this.abort.signal,
+              );
+              generated = llm.content;
+              break;
+            } catch (err) {
+              if (this.interruptedAt !== undefined) break;
+              if (generated !== '' || attempt >= LLM_ATTEMPTS || !isRetryableLlmError(err)) throw err;
+              await new Promise((r) => setTimeout(r, 250 * 3 ** (attempt - 1)));
+              this.heartbeat();
+            }
           }
         } else {
           generated = this.input.text ?? '';

@@ -42,7 +42,7 @@ afterAll(async () => {
   await peer?.close();
 });
 
-it('streams the model reply to the caller as speech, and the model ends the call', async () => {
+it('streams the model reply to the caller as speech (retrying a provider hiccup), and the model ends the call', async () => {
   const agentId = await voice.publishAgent('Voice receptionist', {
     ...LLM_RECEPTIONIST_TEMPLATE,
     stt: { provider: 'openai' },
@@ -55,6 +55,8 @@ it('streams the model reply to the caller as speech, and the model ends the call
   peer.script([
     // The llm node speaks first, right after the greeting.
     { content: 'What can I do for you?' },
+    // A provider hiccup before the first token: the relay tries again, the caller hears no gap.
+    { status: 503, message: 'overloaded, try again' },
     {
       content: 'Of course. For what time would you like the table? I can check right away.',
       chunkDelayMs: 5,
