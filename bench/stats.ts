@@ -1,4 +1,5 @@
-/** Percentiles, a one-line progress bar, and the machine description for RESULTS.md. */
+/** Percentiles, a one-line progress bar, process CPU from /proc, and the machine description for RESULTS.md. */
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 
 export function percentile(sortedMs: number[], p: number): number {
@@ -66,4 +67,30 @@ export async function measure(
     }),
   );
   return summarize(samples, performance.now() - started);
+}
+
+export const CLOCK_TICKS_PER_SECOND = 100;
+
+/** utime + stime of the processes `/proc/<pid>/stat` lists that `match`, in seconds; NaN without /proc. */
+export function procCpuSeconds(match: (pid: number, comm: string) => boolean): number {
+  try {
+    let ticks = 0;
+    for (const entry of readdirSync('/proc')) {
+      const pid = Number(entry);
+      if (!Number.isInteger(pid)) continue;
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      } catch {
+        continue; // gone meanwhile
+      }
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      if (!match(pid, comm)) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+    }
+    return ticks / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return NaN;
+  }
 }

@@ -14,7 +14,7 @@
  *   than 20 times a second (the default per shard, and the dev server has one shard): what the
  *   dispatch waits cost, measured rather than inferred.
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { MikroORM } from '@mikro-orm/postgresql';
@@ -39,7 +39,7 @@ import { freePort } from '../lib/net';
 import { startDevServer } from '../temporal-config/dev-server';
 import type { OpenAiPeer, PeerScriptEntry } from '../test/peers/openai-peer';
 import { createWorkers } from '../workers/create-workers';
-import { progress, summarize, type Summary } from './stats';
+import { procCpuSeconds, progress, summarize, type Summary } from './stats';
 
 export interface TextTurnsContext {
   /** The api's base URL, e.g. http://127.0.0.1:1234 */
@@ -482,32 +482,6 @@ export interface ConcurrencyLevel {
   cores: { bench: number; temporal: number; postgres: number };
   /** Share of the level's wall time this process's main thread (api, activities, peer, client) was busy. */
   mainThreadBusy: number;
-}
-
-const CLOCK_TICKS_PER_SECOND = 100;
-
-/** utime + stime of the processes `/proc/<pid>/stat` lists that `match`, in seconds; NaN without /proc. */
-function procCpuSeconds(match: (pid: number, comm: string) => boolean): number {
-  try {
-    let ticks = 0;
-    for (const entry of readdirSync('/proc')) {
-      const pid = Number(entry);
-      if (!Number.isInteger(pid)) continue;
-      let stat: string;
-      try {
-        stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      } catch {
-        continue; // gone meanwhile
-      }
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      if (!match(pid, comm)) continue;
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
-    }
-    return ticks / CLOCK_TICKS_PER_SECOND;
-  } catch {
-    return NaN;
-  }
 }
 
 function cpuNow(temporalPid: number | undefined) {

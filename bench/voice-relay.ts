@@ -29,7 +29,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter, setMaxListeners } from 'node:events';
-import { appendFileSync, chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -64,7 +64,15 @@ import { CallerSimulator, type CallerTts, type SimulatedCall } from '../test/pee
 import { PEER_SPEECH_MS_PER_CHAR, startOpenAiPeer, type OpenAiPeer } from '../test/peers/openai-peer';
 import { TwilioPeer } from '../test/peers/twilio-peer';
 import { createWorkers } from '../workers/create-workers';
-import { machine, percentile, progress, summarize, type Summary } from './stats';
+import {
+  CLOCK_TICKS_PER_SECOND,
+  machine,
+  percentile,
+  procCpuSeconds,
+  progress,
+  summarize,
+  type Summary,
+} from './stats';
 import { INSTANT_REPLY } from './text-turns';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -137,32 +145,6 @@ function keepPeerReplies(peer: OpenAiPeer, n: number): void {
   peer.requests.length = 0;
   peer.transcriptionRequests.length = 0;
   peer.speechRequests.length = 0;
-}
-
-const CLOCK_TICKS_PER_SECOND = 100;
-
-/** utime + stime, in seconds, of the processes `/proc` lists that `match`; NaN without /proc. */
-function procCpuSeconds(match: (pid: number, comm: string) => boolean): number {
-  try {
-    let ticks = 0;
-    for (const entry of readdirSync('/proc')) {
-      const pid = Number(entry);
-      if (!Number.isInteger(pid)) continue;
-      let stat: string;
-      try {
-        stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      } catch {
-        continue; // gone meanwhile
-      }
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      if (!match(pid, comm)) continue;
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
-    }
-    return ticks / CLOCK_TICKS_PER_SECOND;
-  } catch {
-    return NaN;
-  }
 }
 
 /**
