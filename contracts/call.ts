@@ -71,8 +71,40 @@ export interface CallWorkflowInput {
     /** Inbound voice/web: end the call as failed when no media stream attaches within this. */
     mediaConnectTimeoutSeconds?: number;
   };
+  /** Outbound phone calls: how to dial, and what to do when a machine answers. */
+  outbound?: OutboundDial;
   /** Present only when the workflow continues as new. */
   carried?: CarriedCallState;
+}
+
+/** How an outbound call is placed (`placeOutboundCall`) and handled until a person is on the line. */
+export interface OutboundDial {
+  /** `campaign:<id>:contact:<id>:attempt:<n>`: a retried dial with this key never dials twice. */
+  attemptKey: string;
+  /** Task queue of `placeOutboundCall` (the campaign's rate-limited dialer queue). */
+  dialerQueue: string;
+  ringTimeoutSeconds: number;
+  machineDetection: boolean;
+  voicemail: { action: 'hangup' } | { action: 'leave_message'; message: string };
+}
+
+export interface PlaceOutboundCallInput {
+  tenantId: string;
+  callId: string;
+  attemptKey: string;
+  to: string;
+  from: string;
+  ringTimeoutSeconds: number;
+  /** Off, 'Enable' (answered-by as soon as known) or 'DetectMessageEnd' (after a machine's beep). */
+  machineDetection: 'Enable' | 'DetectMessageEnd' | null;
+}
+
+export interface PlaceOutboundCallResult {
+  callSid: string;
+  /** Twilio's status when the call was created (queued), or found again after a retry. */
+  status: string;
+  /** True when a previous attempt of this activity had already dialed and the call was adopted. */
+  adopted: boolean;
 }
 
 /** What survives continue-as-new: compact; the transcript itself lives in PostgreSQL. */
@@ -160,7 +192,16 @@ export const mediaConnectedSignal =
 export const dtmfSignal = defineSignal<[{ digits: string }]>('dtmf');
 export const hangupSignal = defineSignal<[{ reason: string }]>('hangup');
 export const callStatusSignal =
-  defineSignal<[{ status: CallStatus; durationSeconds?: number; answeredBy?: string }]>('callStatus');
+  defineSignal<[{ status: CallStatus; durationSeconds?: number; answeredBy?: string; callSid?: string }]>(
+    'callStatus',
+  );
+/** Twilio's async answering-machine detection result (`AnsweredBy`). */
+export const answeredBySignal = defineSignal<[{ answeredBy: string }]>('answeredBy');
+
+/** `AnsweredBy` values that mean no person is on the line. */
+export function isMachineAnswer(answeredBy: string): boolean {
+  return answeredBy.startsWith('machine_') || answeredBy === 'fax';
+}
 export const stateQuery = defineQuery<CallStateView>('state');
 export const transcriptQuery = defineQuery<TranscriptEntry[]>('transcript');
 

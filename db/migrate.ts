@@ -16,6 +16,8 @@ export const SECURITY_DEFINER_FUNCTIONS = [
   'parley_login_candidates(text)',
   'parley_phone_route(text)',
   'parley_call_by_provider_sid(text)',
+  'parley_call_by_id(uuid)',
+  'parley_dialing_campaigns()',
 ] as const;
 
 function quoteIdent(name: string): string {

@@ -10,6 +10,7 @@ import { ENTITY_SCHEMAS } from './entities';
 import { Migration20261121000000_initial } from './migrations/Migration20261121000000_initial';
 import { Migration20261121100000_call_outcome } from './migrations/Migration20261121100000_call_outcome';
 import { Migration20261122000000_voice } from './migrations/Migration20261122000000_voice';
+import { Migration20261123000000_campaigns } from './migrations/Migration20261123000000_campaigns';
 
 export { MikroORM };
 export type { EntityManager } from '@mikro-orm/postgresql';
@@ -18,6 +19,7 @@ export const MIGRATIONS = [
   { name: 'Migration20261121000000_initial', class: Migration20261121000000_initial },
   { name: 'Migration20261121100000_call_outcome', class: Migration20261121100000_call_outcome },
   { name: 'Migration20261122000000_voice', class: Migration20261122000000_voice },
+  { name: 'Migration20261123000000_campaigns', class: Migration20261123000000_campaigns },
 ];
 
 export function ormOptions(clientUrl: string, poolMax: number): Options {
