@@ -6,7 +6,9 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type twilio from 'twilio';
 import type { Config } from '../config';
 import { createCallRecordActivities } from './call-records';
+import { createCampaignActivities } from './campaigns';
 import { createCustomerWebhookActivities } from './customer-webhooks';
+import { createDialerActivities } from './dialer';
 import { createLlmActivities, createLlmClients, type LlmClients } from './llm';
 import { createPostCallAnalysisActivities } from './post-call-analysis';
 import { createSpeakActivities, type SpeechSink } from './speak';
@@ -20,6 +22,8 @@ export interface ActivityDeps {
   encryptionKeys: Config['ENCRYPTION_KEYS'];
   twilio?: twilio.Twilio;
   fetchImpl?: typeof fetch;
+  /** Where Twilio reaches the api: outbound calls name their webhooks under it. */
+  publicBaseUrl: string;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -41,6 +45,8 @@ export function createActivities(deps: ActivityDeps) {
     }),
     ...createPostCallAnalysisActivities(deps.llmClients),
     ...createTelephonyActivities({ twilio: deps.twilio }),
+    ...createDialerActivities({ orm: deps.orm, twilio: deps.twilio, publicBaseUrl: deps.publicBaseUrl }),
+    ...createCampaignActivities({ orm: deps.orm }),
     ...createCustomerWebhookActivities({
       orm: deps.orm,
       encryptionKeys: deps.encryptionKeys,
@@ -57,6 +63,7 @@ export function activityDepsFromConfig(config: Config, orm: MikroORM): ActivityD
     orm,
     llmClients: llmClientsFromConfig(config),
     encryptionKeys: config.ENCRYPTION_KEYS,
+    publicBaseUrl: config.PUBLIC_BASE_URL,
     twilio:
       config.TWILIO_ACCOUNT_SID && config.TWILIO_AUTH_TOKEN
         ? createTwilioClient({

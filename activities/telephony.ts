@@ -78,7 +78,7 @@ interface TwilioHttpError extends Error {
 }
 
 /** RestException (legacy error bodies) and TwilioServiceException (RFC 9457) both carry these. */
-function asTwilioHttpError(err: unknown): TwilioHttpError | undefined {
+export function asTwilioHttpError(err: unknown): TwilioHttpError | undefined {
   if (err instanceof twilio.RestException) return err;
   if (err instanceof Error && typeof (err as Partial<TwilioHttpError>).status === 'number') {
     return err as TwilioHttpError;
@@ -147,6 +147,31 @@ export function createTelephonyActivities(deps: TelephonyDeps) {
         return { status: call.status };
       } catch (err) {
         classifyTwilioFailure('transfer', input.callSid, err);
+      }
+    },
+
+    /**
+     * Twilio's view of a call, for when its callbacks went missing: status, who answered, duration.
+     * A call Twilio does not know is reported as `unknown`.
+     */
+    async fetchCallStatus(input: {
+      callSid: string;
+    }): Promise<{ status: string; answeredBy: string | null; durationSeconds: number | null }> {
+      const client = requireClient(deps, 'look up a call');
+      requireCallSid(input.callSid);
+      try {
+        const call = await client.calls(input.callSid).fetch();
+        return {
+          status: call.status,
+          answeredBy: call.answeredBy ?? null,
+          durationSeconds: call.duration ? Number(call.duration) : null,
+        };
+      } catch (err) {
+        const http = asTwilioHttpError(err);
+        if (http && (http.status === 404 || http.code === RESOURCE_NOT_FOUND)) {
+          return { status: 'unknown', answeredBy: null, durationSeconds: null };
+        }
+        classifyTwilioFailure('look up', input.callSid, err);
       }
     },
 

@@ -63,7 +63,7 @@ import { DEV_SERVER_DYNAMIC_CONFIG, startDevServer, type DevServer } from '../te
 import { CallerSimulator, type CallerTts, type SimulatedCall } from '../test/peers/caller-simulator';
 import { PEER_SPEECH_MS_PER_CHAR, startOpenAiPeer, type OpenAiPeer } from '../test/peers/openai-peer';
 import { TwilioPeer } from '../test/peers/twilio-peer';
-import { createWorkers } from '../workers/create-workers';
+import { createWorkers, type ProcessWorker } from '../workers/create-workers';
 import {
   CLOCK_TICKS_PER_SECOND,
   machine,
@@ -425,7 +425,7 @@ async function startStack(opts: {
     const workerConnection = await NativeConnection.connect({ address: temporalServer.address });
     closers.push(() => workerConnection.close());
     const logger = createLogger(config, 'bench');
-    const workers: Worker[] = await createWorkers({
+    const workers: ProcessWorker[] = await createWorkers({
       connection: workerConnection,
       namespace: 'default',
       taskQueues: ['calls', 'integrations', 'billing'],

@@ -43,8 +43,16 @@ export interface DevServer {
  * and it has one shard: every activity and every workflow task after one waits 30-45 ms for that
  * poll, so a text turn took 200 ms of which Parley's own work was a few (bench/RESULTS.md). A
  * higher rate brings a turn to ~40 ms on one machine.
+ *
+ * One partition per task queue: a queue's server-side rate limit (the campaign dialers' calls per
+ * second) is split evenly across its partitions, which makes a low rate bursty and uneven; one
+ * server process gains nothing from more partitions.
  */
-export const DEV_SERVER_DYNAMIC_CONFIG: readonly string[] = ['history.transferProcessorMaxPollRPS=1000'];
+export const DEV_SERVER_DYNAMIC_CONFIG: readonly string[] = [
+  'history.transferProcessorMaxPollRPS=1000',
+  'matching.numTaskqueueReadPartitions=1',
+  'matching.numTaskqueueWritePartitions=1',
+];
 
 export function devServerArgs(options: DevServerOptions): string[] {
   const ip = options.ip ?? '127.0.0.1';

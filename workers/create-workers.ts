@@ -4,7 +4,9 @@
  */
 import { bundleWorkflowCode, type NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
+import { TASK_QUEUES } from '../temporal-config/task-queues';
 import type { Logger } from '../lib/logger';
+import { CampaignDialers } from './campaign-dialers';
 
 /** Resolves to the .ts source under tsx/jest and to the compiled .js in a built image. */
 export const WORKFLOWS_PATH = require.resolve('../workflows');
@@ -34,10 +36,21 @@ export interface CreateWorkersOptions {
   logger: Logger;
 }
 
-export async function createWorkers(options: CreateWorkersOptions): Promise<Worker[]> {
+/** What a process runs until shutdown: a Temporal worker, or the set of campaign dialer workers. */
+export interface ProcessWorker {
+  run(): Promise<void>;
+  shutdown(): void;
+  getState(): string;
+}
+
+/**
+ * One worker per queue; serving `dialer` also serves every running campaign's rate-limited
+ * `dialer.<campaignId>` queue (workers/campaign-dialers.ts).
+ */
+export async function createWorkers(options: CreateWorkersOptions): Promise<ProcessWorker[]> {
   const bundle = await workflowBundle();
   const activities = createActivities(options.activityDeps);
-  return Promise.all(
+  const workers: ProcessWorker[] = await Promise.all(
     options.taskQueues.map((taskQueue) =>
       Worker.create({
         connection: options.connection,
@@ -48,4 +61,16 @@ export async function createWorkers(options: CreateWorkersOptions): Promise<Work
       }),
     ),
   );
+  if (options.taskQueues.includes(TASK_QUEUES.dialer)) {
+    workers.push(
+      new CampaignDialers({
+        connection: options.connection,
+        namespace: options.namespace,
+        orm: options.activityDeps.orm,
+        activities: { placeOutboundCall: activities.placeOutboundCall },
+        logger: options.logger,
+      }),
+    );
+  }
+  return workers;
 }

@@ -32,7 +32,9 @@ import type {
 } from '../contracts/agent-engine';
 import {
   MEDIA_STREAM_GONE,
+  answeredBySignal,
   callStatusSignal,
+  isMachineAnswer,
   dtmfSignal,
   hangupSignal,
   mediaConnectedSignal,
@@ -56,7 +58,7 @@ import {
 } from '../contracts/call';
 import type { LlmResult } from '../contracts/llm';
 import { SEARCH_ATTRIBUTES } from '../temporal-config/search-attributes';
-import { advanceEngine, listeningHints, startEngine } from './agent-engine';
+import { advanceEngine, interpolate, listeningHints, startEngine } from './agent-engine';
 import { workflowNow, workflowNowIso } from './clock';
 import { customerWebhookWorkflow } from './customer-webhook-workflow';
 import { relayTaskQueue } from '../temporal-config/task-queues';
@@ -85,6 +87,23 @@ const TRANSCRIPT_IN_MEMORY = 50;
 
 /** How long the relay may go without a heartbeat before its calls count as lost (voice, web). */
 const DEFAULT_MEDIA_HEARTBEAT_SECONDS = 10;
+
+/** Twilio sends AnsweredBy within MachineDetectionTimeout (30 s by default); past this it counts as unknown. */
+const AMD_WAIT_MS = 35_000;
+/** Past ring timeout plus this with no final status callback, the dialer asks Twilio how the call went. */
+const MISSING_CALLBACK_GRACE_MS = 60_000;
+
+/** Failure type of a dial refused because the campaign stopped while it waited (activities/dialer.ts). */
+const CAMPAIGN_NOT_RUNNING = 'CampaignNotRunning';
+
+/** Twilio's call statuses → the call's, for a status fetched after callbacks went missing. */
+const FETCHED_FINAL_STATUS: Record<string, CallStatus> = {
+  completed: 'completed',
+  busy: 'busy',
+  failed: 'failed',
+  'no-answer': 'no-answer',
+  canceled: 'canceled',
+};
 
 /**
  * Activities on the relay that holds the caller's audio. Never retried: a second attempt would
@@ -161,6 +180,15 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
   let ended = false;
   let hangupRequested: string | undefined;
   let finalProviderStatus: CallStatus | undefined;
+  /** The provider's call (Twilio CallSid); outbound calls learn it when the dial is placed. */
+  let providerCallSid = input.providerCallSid;
+  const outbound = input.outbound;
+  /** Twilio's answering-machine verdict (async AMD), when asked for. */
+  let answeredBy: string | undefined;
+  let machineHandled = false;
+  /** Outbound: when the dial was placed, and whether the callee has picked up. */
+  let dialedAt: number | undefined;
+  let answered = Boolean(carried) || !outbound;
   let lastActivityAt = workflowNow();
   const transcript: TranscriptEntry[] = [];
   const pendingTurns: TranscriptEntry[] = [];
@@ -222,9 +250,9 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
   /** The agent's words for a turn, with where the conversation now stands. */
   const replyWith = (text: string): AgentReply => ({
     text,
-    nodeId: engine!.nodeId,
-    slots: engine!.slots,
-    hints: listeningHints(definition!, engine!),
+    nodeId: engine?.nodeId ?? definition?.flow.startNodeId ?? '',
+    slots: engine?.slots ?? {},
+    hints: engine ? listeningHints(definition!, engine) : { nodeId: '', intentPhrases: [] },
     ended,
     status,
     disposition,
@@ -397,8 +425,8 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
         }
         case 'transfer': {
           await sayNow();
-          if (input.channel === 'voice' && input.providerCallSid) {
-            await telephony.transferCall({ callSid: input.providerCallSid, to: effect.to });
+          if (input.channel === 'voice' && providerCallSid) {
+            await telephony.transferCall({ callSid: providerCallSid, to: effect.to });
           }
           append({
             role: 'system',
@@ -417,9 +445,9 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
             effect.disposition,
             effect.reason,
           );
-          if (input.channel === 'voice' && input.providerCallSid) {
+          if (input.channel === 'voice' && providerCallSid) {
             try {
-              await telephony.hangUpCall({ callSid: input.providerCallSid });
+              await telephony.hangUpCall({ callSid: providerCallSid });
             } catch {
               // Closing the media stream ends the call as well (nothing follows <Connect> in the TwiML).
             }
@@ -445,9 +473,9 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     append({ role: 'system', text: mediaFailure!, interrupted: false, nodeId: engine?.nodeId });
     await flushTurns();
     await finish('failed', 'media_lost', mediaFailure);
-    if (input.channel === 'voice' && input.providerCallSid) {
+    if (input.channel === 'voice' && providerCallSid) {
       try {
-        await telephony.hangUpCall({ callSid: input.providerCallSid });
+        await telephony.hangUpCall({ callSid: providerCallSid });
       } catch {
         // The provider call may be gone already; the record says why the call failed.
       }
@@ -462,12 +490,150 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     }
     // An update can arrive with the start itself, before the definition has been loaded.
     await condition(() => definition !== undefined);
+    if (outbound?.machineDetection) {
+      // Nobody is greeted before answering-machine detection says a person picked up (a machine's
+      // greeting transcribed meanwhile waits here, and is answered by the voicemail path instead).
+      await condition(
+        () =>
+          answeredBy !== undefined || ended || hangupRequested !== undefined || mediaFailure !== undefined,
+        AMD_WAIT_MS,
+      );
+      if (ended || hangupRequested !== undefined || mediaFailure !== undefined) return replyWith('');
+      if (answeredBy !== undefined && isMachineAnswer(answeredBy)) return replyWith('');
+    }
     opened = true;
     await setStatus('in-progress');
     openReply = await runEngine((def) => startEngine(def, context()), 0, speakQueue);
     lastActivityAt = workflowNow();
     return openReply;
   };
+
+  /**
+   * Places the outbound call on the campaign's rate-limited dialer queue. A dial Twilio refuses ends
+   * the call `failed`; one refused because the campaign was paused meanwhile ends it `canceled`
+   * (`not_dialed`): nobody's phone rang.
+   */
+  async function dial(out: NonNullable<CallWorkflowInput['outbound']>): Promise<void> {
+    const dialer = proxyActivities<Activities>({
+      taskQueue: out.dialerQueue,
+      startToCloseTimeout: '30 seconds',
+      retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 8 },
+    });
+    try {
+      const placed = await dialer.placeOutboundCall({
+        tenantId: input.tenantId,
+        callId: input.callId,
+        campaignId: input.campaignId,
+        attemptKey: out.attemptKey,
+        to: input.to ?? '',
+        from: input.from ?? '',
+        ringTimeoutSeconds: out.ringTimeoutSeconds,
+        machineDetection: out.machineDetection
+          ? out.voicemail.action === 'leave_message'
+            ? 'DetectMessageEnd'
+            : 'Enable'
+          : null,
+      });
+      providerCallSid = placed.callSid;
+      dialedAt = workflowNow();
+    } catch (err) {
+      const cause = err instanceof ActivityFailure && err.cause ? err.cause : err;
+      const message = cause instanceof Error ? cause.message : String(cause);
+      if (cause instanceof ApplicationFailure && cause.type === CAMPAIGN_NOT_RUNNING) {
+        await finish('canceled', 'not_dialed', message);
+      } else {
+        await finish('failed', 'dial_failed', message);
+      }
+    }
+  }
+
+  /**
+   * A machine answered: hang up, or leave the voicemail message (Twilio reports the machine after
+   * its beep when asked with DetectMessageEnd) and then hang up. The call ends `voicemail`.
+   */
+  async function answerMachine(): Promise<void> {
+    await exclusive(async () => {
+      if (ended || machineHandled) return;
+      machineHandled = true;
+      append({
+        role: 'system',
+        text: `answering machine detected (${answeredBy})`,
+        interrupted: false,
+        nodeId: engine?.nodeId,
+      });
+      let outcome = 'voicemail';
+      const action = outbound?.voicemail;
+      if (action?.action === 'leave_message' && hangupRequested === undefined) {
+        if (!mediaHeld) {
+          await condition(
+            () => mediaHeld || hangupRequested !== undefined || mediaFailure !== undefined,
+            mediaConnectMs,
+          );
+        }
+        if (mediaHeld && relayQueue) {
+          const text = interpolate(action.message, {
+            slots: engine?.slots ?? {},
+            contact: input.contact ?? {},
+            call: { from: input.from, to: input.to, direction: input.direction, channel: input.channel },
+            timeZone: input.timeZone,
+            language: definition?.language,
+          });
+          try {
+            const spoken = await relayActivities(relayQueue, mediaHeartbeatSeconds, 300).speak({
+              tenantId: input.tenantId,
+              callId: input.callId,
+              turnId: lastTurnId,
+              text,
+            });
+            append({
+              role: 'agent',
+              text: spoken.text,
+              heardText: spoken.heardText,
+              interrupted: spoken.interrupted,
+              turnId: lastTurnId,
+              timings: spoken.timings,
+            });
+            if (spoken.heardText) outcome = 'voicemail_left';
+          } catch (err) {
+            if (!isMediaFailure(err)) throw err;
+          }
+        }
+      }
+      await flushTurns();
+      await finish('voicemail', outcome, `answered by ${answeredBy}`);
+      if (providerCallSid) {
+        try {
+          await telephony.hangUpCall({ callSid: providerCallSid });
+        } catch {
+          // The machine may have hung up already; the call record says what happened.
+        }
+      }
+    });
+  }
+
+  /** No final callback long after the ring timeout: ask Twilio how the call went and end it so. */
+  async function settleMissingCallbacks(): Promise<void> {
+    if (!providerCallSid) return;
+    const seen = await telephony.fetchCallStatus({ callSid: providerCallSid });
+    const final = FETCHED_FINAL_STATUS[seen.status];
+    if (answered || ended) return;
+    if (final) {
+      finalProviderStatus ??= final;
+      hangupRequested ??= `provider status ${seen.status} (fetched: its callback never came)`;
+      return;
+    }
+    // Still ringing, or answered without the voice webhook ever reaching us: end it.
+    try {
+      await telephony.hangUpCall({ callSid: providerCallSid });
+    } catch {
+      // Gone already.
+    }
+    await finish(
+      seen.status === 'in-progress' ? 'failed' : 'no-answer',
+      seen.status === 'in-progress' ? 'answer_lost' : 'no-answer',
+      `Twilio reports '${seen.status}' long after the ring timeout and no callback came`,
+    );
+  }
 
   // --- handlers --------------------------------------------------------------------------------
   setHandler(openConversationUpdate, (req) => exclusive(() => open(req.speakTaskQueue)), {
@@ -493,7 +659,8 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
           turnId: req.turnId,
           timings: req.timings,
         });
-        if (ended) {
+        if (ended || !opened) {
+          // Over, or an answering machine's greeting: recorded, not answered.
           await flushTurns();
           return { ...replyWith(''), turnId: req.turnId };
         }
@@ -572,7 +739,12 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
   setHandler(hangupSignal, ({ reason }) => {
     hangupRequested ??= reason;
   });
-  setHandler(callStatusSignal, ({ status: providerStatus }) => {
+  setHandler(answeredBySignal, ({ answeredBy: verdict }) => {
+    answeredBy ??= verdict;
+  });
+  setHandler(callStatusSignal, ({ status: providerStatus, callSid }) => {
+    if (callSid) providerCallSid ??= callSid;
+    if (providerStatus === 'in-progress') answered = true;
     if (['completed', 'busy', 'no-answer', 'failed', 'canceled'].includes(providerStatus)) {
       finalProviderStatus ??= providerStatus;
       hangupRequested ??= `provider status ${providerStatus}`;
@@ -635,6 +807,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     });
   }
   const def = definition!;
+  if (outbound && !carried) await dial(outbound);
   const deadline = new Date(startedAt).getTime() + def.maxCallDurationSeconds * 1000;
   const maxTurnsPerRun = input.options?.maxTurnsPerRun ?? DEFAULT_MAX_TURNS_PER_RUN;
   const idleMs = (input.options?.idleTimeoutSeconds ?? (input.channel === 'text' ? 1800 : 0)) * 1000;
@@ -645,11 +818,18 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
    * opened the socket, Twilio could not reach the relay) must not hold a line until max duration.
    * Outbound calls wait for the answer first; their ringing is bounded by the dialer.
    */
-  const mediaConnectDeadline =
-    new Date(startedAt).getTime() +
+  const mediaConnectMs =
     (input.options?.mediaConnectTimeoutSeconds ?? (input.channel === 'web' ? 120 : 30)) * 1000;
-  const awaitingMedia = () =>
-    liveAudio && input.direction === 'inbound' && !carried && relayQueue === undefined && !ended;
+  const mediaConnectDeadline = () =>
+    (outbound ? new Date(answeredAt ?? startedAt).getTime() : new Date(startedAt).getTime()) + mediaConnectMs;
+  const awaitingMedia = () => liveAudio && answered && !carried && relayQueue === undefined && !ended;
+  /** Outbound: ringing past its timeout with no final callback means the callbacks went missing. */
+  const ringCheckAt = () =>
+    outbound && dialedAt !== undefined && !answered && !ended && hangupRequested === undefined
+      ? dialedAt + outbound.ringTimeoutSeconds * 1000 + MISSING_CALLBACK_GRACE_MS
+      : undefined;
+  const machinePending = () =>
+    answeredBy !== undefined && isMachineAnswer(answeredBy) && !machineHandled && !ended;
   /** Voice and web calls: the caller has been silent this long after the agent spoke. */
   const awaitingCaller = () => liveAudio && opened && !ended && !busy && mediaHeld;
 
@@ -659,12 +839,14 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
       deadline,
       idleMs ? lastActivityAt + idleMs : deadline,
       waitingForCaller ? lastActivityAt + noInputMs : deadline,
-      awaitingMedia() ? mediaConnectDeadline : deadline,
+      awaitingMedia() ? mediaConnectDeadline() : deadline,
+      ringCheckAt() ?? deadline,
     );
     const woke = await condition(
       () =>
         ended ||
         mediaFailure !== undefined ||
+        machinePending() ||
         awaitingCaller() !== waitingForCaller ||
         hangupRequested !== undefined ||
         (!busy &&
@@ -676,6 +858,10 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     if (mediaFailure !== undefined) {
       await failForLostMedia();
       break;
+    }
+    if (machinePending()) {
+      await answerMachine();
+      continue;
     }
     if (hangupRequested !== undefined) {
       // Let a turn in flight finish first; then the caller is gone.
@@ -754,7 +940,10 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
             `the call reached its ${def.maxCallDurationSeconds} s limit`,
           );
         });
-      } else if (awaitingMedia()) {
+      } else if (ringCheckAt() !== undefined && workflowNow() >= ringCheckAt()!) {
+        await settleMissingCallbacks();
+        continue;
+      } else if (awaitingMedia() && workflowNow() >= mediaConnectDeadline()) {
         await exclusive(async () => {
           if (ended) return;
           await finish('failed', 'media_not_connected', 'the media stream never connected');
@@ -783,7 +972,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
       llmTokens,
       runs: (carried?.runs ?? 0) + 1,
     };
-    await continueAsNew<typeof callWorkflow>({ ...input, carried: next });
+    await continueAsNew<typeof callWorkflow>({ ...input, providerCallSid, carried: next });
   }
 
   // --- after the call ---------------------------------------------------------------------------
@@ -820,13 +1009,15 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     llmTokens,
     recording: mediaResult?.recording,
   });
-  const callAnalysis = await analysis.analyzeCall({
-    llm: def.llm,
-    transcript: await records.loadTranscript({ tenantId: input.tenantId, callId: input.callId }),
-    successCriteria: def.analysis.successCriteria,
-    structuredDataSchema: def.analysis.structuredDataSchema,
-    disposition,
-  });
+  const callAnalysis = !opened
+    ? ({ status: 'skipped', reason: 'nobody was spoken with' } as const)
+    : await analysis.analyzeCall({
+        llm: def.llm,
+        transcript: await records.loadTranscript({ tenantId: input.tenantId, callId: input.callId }),
+        successCriteria: def.analysis.successCriteria,
+        structuredDataSchema: def.analysis.structuredDataSchema,
+        disposition,
+      });
   if (callAnalysis.status === 'completed') {
     llmTokens += callAnalysis.usage.promptTokens + callAnalysis.usage.completionTokens;
   }

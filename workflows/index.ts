@@ -2,3 +2,4 @@
 export { tenantProvisioningWorkflow } from './tenant-provisioning';
 export { callWorkflow } from './call-workflow';
 export { customerWebhookWorkflow } from './customer-webhook-workflow';
+export { campaignWorkflow, campaignContactWorkflow } from './campaign-workflow';

@@ -13,7 +13,7 @@ import { signStreamToken } from '../../lib/stream-token';
 import type { ApiDeps } from '../deps';
 import { ServiceUnavailableError, TooManyRequestsError } from '../errors';
 import type { ApiRouter } from '../routing';
-import { admitCall, markCallFailed } from '../services/call-admission';
+import { admitCall, markCallFailed } from '../../db/call-admission';
 import { callStartOptions, pinAgentVersion } from '../services/call-starts';
 
 const TEST_CALL_ROLES = ['owner', 'admin', 'designer', 'campaign_manager'] as const;

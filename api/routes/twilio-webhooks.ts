@@ -18,6 +18,7 @@ import express, { type Request, type RequestHandler, type Router } from 'express
 import twilio from 'twilio';
 import {
   CALL_WORKFLOW,
+  answeredBySignal,
   callStatusSignal,
   callWorkflowId,
   FINAL_CALL_STATUSES,
@@ -30,7 +31,7 @@ import { withTenant } from '../../db/tenant-context';
 import { signStreamToken } from '../../lib/stream-token';
 import type { ApiDeps } from '../deps';
 import { AppError, ServiceUnavailableError } from '../errors';
-import { admitCall, markCallFailed } from '../services/call-admission';
+import { admitCall, markCallFailed } from '../../db/call-admission';
 import { callIdForCallSid, callStartOptions } from '../services/call-starts';
 import { connectStream, sayAndHangUp, SPOKEN } from '../services/twiml';
 
@@ -61,12 +62,24 @@ interface PhoneRoute {
   agent_version_id: string | null;
 }
 
-/** A row of `parley_call_by_provider_sid(sid)`. */
+/** A row of `parley_call_by_provider_sid(sid)` or `parley_call_by_id(id)`. */
 interface ProviderCall {
   tenant_id: string;
   call_id: string;
   workflow_id: string;
   status: string;
+  provider_call_sid?: string | null;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Outbound calls carry Parley's call id in their webhook URLs (`?callId=`, covered by the
+ * signature): the answer may race the dialer recording the CallSid.
+ */
+function callIdOf(req: Request): string | undefined {
+  const value = req.query.callId;
+  return typeof value === 'string' && UUID.test(value) ? value : undefined;
 }
 
 type Form = Record<string, string | undefined>;
@@ -138,10 +151,23 @@ export function createTwilioWebhookRouter(deps: ApiDeps): Router {
       ).token,
     });
 
-  /** Signals the workflow of the call with this CallSid; a call or workflow that is gone is no error. */
-  const signalCall = async (callSid: string, send: (workflowId: string) => Promise<void>): Promise<void> => {
+  /**
+   * Signals the workflow of the call with this CallSid (or, for outbound calls, Parley's call id);
+   * a call or workflow that is gone is no error.
+   */
+  const signalCall = async (
+    callSid: string,
+    send: (workflowId: string) => Promise<void>,
+    callId?: string,
+  ): Promise<void> => {
     try {
       try {
+        if (callId) {
+          const [call] = await lookup<ProviderCall>('select * from parley_call_by_id(?)', callId);
+          if (!call) throw new WorkflowNotFoundError(`no call ${callId}`, callWorkflowId(callId), undefined);
+          await withinDeadline(() => send(call.workflow_id));
+          return;
+        }
         await withinDeadline(() => send(callWorkflowId(callSid)));
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
@@ -240,18 +266,37 @@ export function createTwilioWebhookRouter(deps: ApiDeps): Router {
   }
 
   /** An outbound call was answered: its workflow (started when it was placed) gets the audio. */
-  async function answerOutbound(form: Form): Promise<string> {
+  async function answerOutbound(form: Form, callId: string | undefined): Promise<string> {
     const callSid = form.CallSid;
-    const [call] = callSid
-      ? await lookup<ProviderCall>('select * from parley_call_by_provider_sid(?)', callSid)
-      : [];
-    if (!callSid || !call || FINAL_CALL_STATUSES.includes(call.status as CallStatus)) {
-      logger.warn({ callSid, status: call?.status }, 'outbound call answered with no live call record');
+    const [call] = !callSid
+      ? []
+      : callId
+        ? await lookup<ProviderCall>('select * from parley_call_by_id(?)', callId)
+        : await lookup<ProviderCall>('select * from parley_call_by_provider_sid(?)', callSid);
+    if (
+      !callSid ||
+      !call ||
+      FINAL_CALL_STATUSES.includes(call.status as CallStatus) ||
+      (call.provider_call_sid && call.provider_call_sid !== callSid)
+    ) {
+      logger.warn(
+        { callSid, callId, status: call?.status },
+        'outbound call answered with no live call record',
+      );
       return sayAndHangUp(SPOKEN.notInService);
+    }
+    if (!call.provider_call_sid) {
+      // Answered before the dialer wrote the CallSid down (it crashed, or is slow): write it here.
+      await withTenant(orm, call.tenant_id, (em) =>
+        em.execute('update calls set provider_call_sid = ? where id = ? and provider_call_sid is null', [
+          callSid,
+          call.call_id,
+        ]),
+      );
     }
     try {
       await withinDeadline((workflow) =>
-        workflow.getHandle(call.workflow_id).signal(callStatusSignal, { status: 'in-progress' }),
+        workflow.getHandle(call.workflow_id).signal(callStatusSignal, { status: 'in-progress', callSid }),
       );
     } catch (err) {
       logger.warn(
@@ -275,7 +320,7 @@ export function createTwilioWebhookRouter(deps: ApiDeps): Router {
     try {
       if (form.Direction === 'inbound') twiml = await answerInbound(form);
       else if (form.Direction === 'outbound-api' || form.Direction === 'outbound-dial')
-        twiml = await answerOutbound(form);
+        twiml = await answerOutbound(form, callIdOf(req));
       else {
         logger.warn(
           { callSid: form.CallSid, direction: form.Direction },
@@ -297,8 +342,14 @@ export function createTwilioWebhookRouter(deps: ApiDeps): Router {
     if (form.CallSid && status) {
       const duration = Number(form.CallDuration);
       const durationSeconds = form.CallDuration && Number.isFinite(duration) ? duration : undefined;
-      await signalCall(form.CallSid, (workflowId) =>
-        temporal.workflow.getHandle(workflowId).signal(callStatusSignal, { status, durationSeconds }),
+      const callSid = form.CallSid;
+      await signalCall(
+        callSid,
+        (workflowId) =>
+          temporal.workflow
+            .getHandle(workflowId)
+            .signal(callStatusSignal, { status, durationSeconds, callSid }),
+        callIdOf(req),
       );
     } else {
       logger.debug({ callSid: form.CallSid, callStatus: form.CallStatus }, 'status callback ignored');
@@ -308,11 +359,12 @@ export function createTwilioWebhookRouter(deps: ApiDeps): Router {
 
   router.post('/amd', async (req, res) => {
     const form = formOf(req);
-    if (form.CallSid) {
-      await signalCall(form.CallSid, (workflowId) =>
-        temporal.workflow
-          .getHandle(workflowId)
-          .signal(callStatusSignal, { status: 'in-progress', answeredBy: form.AnsweredBy }),
+    const answeredBy = form.AnsweredBy;
+    if (form.CallSid && answeredBy) {
+      await signalCall(
+        form.CallSid,
+        (workflowId) => temporal.workflow.getHandle(workflowId).signal(answeredBySignal, { answeredBy }),
+        callIdOf(req),
       );
     }
     res.status(204).end();

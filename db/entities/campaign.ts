@@ -14,6 +14,12 @@ export class Campaign {
   settings: Opt<Record<string, unknown>> = {};
   startsAt?: Date | null;
   endsAt?: Date | null;
+  /** The contacts it calls; copied into campaign_contacts at launch. */
+  contactListId?: string | null;
+  launchedAt?: Date | null;
+  finishedAt?: Date | null;
+  /** Written by the campaign workflow when it ends (CampaignSummary). */
+  summary?: Record<string, unknown> | null;
   createdAt!: Opt<Date>;
   updatedAt!: Opt<Date>;
 }
@@ -32,6 +38,10 @@ export const CampaignSchema = new EntitySchema<Campaign>({
     settings: { type: 'json' },
     startsAt: { type: 'datetime', nullable: true },
     endsAt: { type: 'datetime', nullable: true },
+    contactListId: { type: 'uuid', nullable: true },
+    launchedAt: { type: 'datetime', nullable: true },
+    finishedAt: { type: 'datetime', nullable: true },
+    summary: { type: 'json', nullable: true },
     createdAt: createdAtColumn,
     updatedAt: updatedAtColumn,
   },

@@ -5,6 +5,8 @@ import { AuditLogEntrySchema } from './audit-log';
 import { CallSchema, CallTurnSchema } from './call';
 import { CampaignContactSchema, CampaignSchema } from './campaign';
 import { ContactSchema } from './contact';
+import { ContactListMemberSchema, ContactListSchema } from './contact-list';
+import { DoNotCallEntrySchema } from './do-not-call';
 import { CrmSyncRecordSchema, IntegrationSchema } from './integration';
 import { PhoneNumberSchema } from './phone-number';
 import { TenantSchema } from './tenant';
@@ -18,6 +20,8 @@ export * from './audit-log';
 export * from './call';
 export * from './campaign';
 export * from './contact';
+export * from './contact-list';
+export * from './do-not-call';
 export * from './integration';
 export * from './phone-number';
 export * from './tenant';
@@ -33,6 +37,9 @@ export const ENTITY_SCHEMAS = [
   AgentVersionSchema,
   PhoneNumberSchema,
   ContactSchema,
+  ContactListSchema,
+  ContactListMemberSchema,
+  DoNotCallEntrySchema,
   CallSchema,
   CallTurnSchema,
   CampaignSchema,

@@ -115,7 +115,9 @@ export class Migration20261123000000_campaigns extends Migration {
   override down(): void {
     this.addSql('drop function if exists parley_dialing_campaigns();');
     this.addSql('drop function if exists parley_call_by_id(uuid);');
-    this.addSql('alter table calls drop column attempt_key, drop column dial_started_at, drop column answered_by;');
+    this.addSql(
+      'alter table calls drop column attempt_key, drop column dial_started_at, drop column answered_by;',
+    );
     this.addSql('drop table if exists campaign_attempts;');
     this.addSql(`
       drop index if exists campaign_contacts_claim_idx;

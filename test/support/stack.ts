@@ -14,7 +14,7 @@ import { createLogger } from '../../lib/logger';
 import { namespaceForJestWorker } from '../harness/state';
 import { activityDepsFromConfig, createApiSpeakActivities, llmClientsFromConfig } from '../../activities';
 import { SpeechStreams } from '../../api/speech-streams';
-import { createWorkers } from '../../workers/create-workers';
+import { createWorkers, type ProcessWorker } from '../../workers/create-workers';
 
 // The SDK's own INFO lines (worker state changes) drown test output; keep errors.
 try {
@@ -44,7 +44,7 @@ export interface TestStack {
   orm: MikroORM;
   temporal: Client;
   app: Express;
-  worker?: Worker;
+  worker?: ProcessWorker;
   close(): Promise<void>;
 }
 
@@ -79,9 +79,9 @@ export async function startStack(
     ? new SpeechStreams(`api.test-${process.pid}-${Date.now()}`)
     : undefined;
   const app = createApp({ config, orm, temporal, logger, speechStreams });
-  let worker: Worker | undefined;
+  let worker: ProcessWorker | undefined;
   let workerRuns: Promise<void>[] = [];
-  let allWorkers: Worker[] = [];
+  let allWorkers: ProcessWorker[] = [];
   let workerConnection: NativeConnection | undefined;
   if (options.worker) {
     workerConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS as string });

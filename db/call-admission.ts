@@ -11,7 +11,7 @@
  * stops holding a line. The predicate matches the partial index `calls_tenant_live_idx`.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { CallChannel, CallDirection } from '../../contracts/call';
+import type { CallChannel, CallDirection } from '../contracts/call';
 
 export interface NewCall {
   id: string;
@@ -24,6 +24,10 @@ export interface NewCall {
   from?: string;
   to?: string;
   providerCallSid?: string;
+  /** Outbound campaign calls: who is dialled, for which campaign, under which attempt key. */
+  contactId?: string;
+  campaignId?: string;
+  attemptKey?: string;
 }
 
 export type Admission =
@@ -61,8 +65,9 @@ export async function admitCall(
   }
   await em.execute(
     `insert into calls (id, tenant_id, workflow_id, agent_id, agent_version_id, direction, channel,
-       from_number, to_number, provider_call_sid, status, disposition, end_reason, started_at, ended_at)
-     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ${admitted ? 'null' : 'now()'})`,
+       from_number, to_number, provider_call_sid, contact_id, campaign_id, attempt_key, status, disposition,
+       end_reason, started_at, ended_at)
+     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ${admitted ? 'null' : 'now()'})`,
     [
       call.id,
       call.tenantId,
@@ -74,6 +79,9 @@ export async function admitCall(
       call.from ?? null,
       call.to ?? null,
       call.providerCallSid ?? null,
+      call.contactId ?? null,
+      call.campaignId ?? null,
+      call.attemptKey ?? null,
       admitted ? 'ringing' : 'rejected',
       admitted ? null : 'rejected',
       admitted ? null : 'concurrency_limit',
