@@ -137,6 +137,11 @@ export class TwilioPeer {
     return this;
   }
 
+  /** True once `listen()` has bound a port. */
+  get listening(): boolean {
+    return this.server.listening;
+  }
+
   get baseUrl(): string {
     const { port } = this.server.address() as AddressInfo;
     return `http://127.0.0.1:${port}`;

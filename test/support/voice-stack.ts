@@ -46,11 +46,11 @@ export class LinkedTwilioPeer extends TwilioPeer {
   }
 }
 
-export interface VoiceStack {
+export interface VoiceStack<P extends TwilioPeer = LinkedTwilioPeer> {
   stack: TestStack;
   tenant: SignedUp;
   relay: Relay;
-  twilio: LinkedTwilioPeer;
+  twilio: P;
   simulator: CallerSimulator;
   apiUrl: string;
   relayUrl: string;
@@ -64,23 +64,29 @@ export interface VoiceStack {
 
 let numberCounter = 0;
 
-export async function startVoiceStack(
+export async function startVoiceStack<P extends TwilioPeer = LinkedTwilioPeer>(
   options: {
+    /** Twilio's REST side (default a LinkedTwilioPeer); started here if not listening yet. */
+    twilio?: P;
+    /** Queues of the in-process worker (default calls, integrations, billing); `worker: false` runs none. */
+    queues?: string[];
+    worker?: boolean;
     env?: Record<string, string>;
     speech?: SpeechProviders;
     startTimeoutMs?: number;
     /** Cloud speech (OpenAI provider) for the relay, e.g. pointed at the OpenAI peer. */
     openai?: OpenAI;
   } = {},
-): Promise<VoiceStack> {
-  const twilio = await new LinkedTwilioPeer().listen();
+): Promise<VoiceStack<P>> {
+  const twilio = (options.twilio ?? new LinkedTwilioPeer()) as P;
+  if (!twilio.listening) await twilio.listen();
   const [apiPort, relayPort] = [await freePort(), await freePort()];
   const recordingsDir = mkdtempSync(path.join(os.tmpdir(), 'parley-recordings-'));
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   const relayUrl = `ws://127.0.0.1:${relayPort}`;
   const stack = await startStack({
-    worker: true,
-    queues: ['calls', 'integrations', 'billing'],
+    worker: options.worker ?? true,
+    queues: options.queues ?? ['calls', 'integrations', 'billing'],
     env: {
       TWILIO_ACCOUNT_SID: twilio.accountSid,
       TWILIO_AUTH_TOKEN: twilio.authToken,

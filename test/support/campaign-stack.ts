@@ -1,0 +1,129 @@
+/**
+ * Outbound campaigns end to end for a test file: the voice stack (api on a real port, relay,
+ * Temporal, PostgreSQL) with the outbound Twilio peer as Twilio, a worker for calls, campaigns and
+ * the dialer (unless the test runs its own worker processes), and helpers that go through the
+ * public API: a published reminder agent, a caller number, a campaign from CSV, launch, progress.
+ */
+import request from 'supertest';
+import { campaignWorkflowId } from '../../contracts/campaign';
+import { withTenant } from '../../db/tenant-context';
+import { waitUntil } from '../../lib/net';
+import { OutboundTwilioPeer, type OutboundTwilioPeerOptions } from '../peers/twilio-outbound-peer';
+import { bearer } from './stack';
+import { startVoiceStack, type VoiceStack } from './voice-stack';
+
+export type CampaignStack = VoiceStack<OutboundTwilioPeer> & {
+  /** Reminder agent: greets the contact by first name, then ends (`reminded`). */
+  agentId: string;
+  callerNumber: string;
+  api(): ReturnType<typeof authed>;
+};
+
+function authed(app: Parameters<typeof request>[0], token: string) {
+  return {
+    get: (path: string) => request(app).get(path).set(bearer(token)),
+    post: (path: string, body: object = {}) => request(app).post(path).set(bearer(token)).send(body),
+    patch: (path: string, body: object) => request(app).patch(path).set(bearer(token)).send(body),
+  };
+}
+
+export const CAMPAIGN_QUEUES = ['calls', 'campaigns', 'dialer', 'integrations', 'billing'];
+
+export async function startCampaignStack(
+  options: { peer?: OutboundTwilioPeerOptions; worker?: boolean; env?: Record<string, string> } = {},
+): Promise<CampaignStack> {
+  const voice = await startVoiceStack({
+    twilio: new OutboundTwilioPeer(options.peer),
+    queues: CAMPAIGN_QUEUES,
+    worker: options.worker,
+    env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent', ...options.env },
+  });
+  const agentId = await voice.publishAgent('Reminder', {
+    greeting: 'Hi {{contact.firstName}}, this is Parley with a reminder about your appointment.',
+    flow: {
+      startNodeId: 'bye',
+      nodes: [{ id: 'bye', type: 'end', disposition: 'reminded', message: 'Goodbye.' }],
+      edges: [],
+    },
+  });
+  const callerNumber = await voice.registerNumber(agentId);
+  return Object.assign(voice, {
+    agentId,
+    callerNumber,
+    api: () => authed(voice.stack.app, voice.tenant.token),
+  });
+}
+
+export interface ContactRow {
+  phone: string;
+  name: string;
+  timeZone?: string;
+}
+
+export function contactsCsv(rows: ContactRow[]): string {
+  return ['phone,name,time_zone', ...rows.map((r) => `${r.phone},${r.name},${r.timeZone ?? ''}`)].join('\n');
+}
+
+/** Creates a draft through the API from CSV rows; fails the test with the API's answer otherwise. */
+export async function createCampaign(
+  cs: CampaignStack,
+  body: { name: string; contacts: ContactRow[]; settings?: object; endsAt?: string; startsAt?: string },
+): Promise<{ id: string; importReport: { totals: Record<string, number> } }> {
+  const res = await cs.api().post('/v1/campaigns', {
+    name: body.name,
+    agentId: cs.agentId,
+    callerNumber: cs.callerNumber,
+    csv: contactsCsv(body.contacts),
+    settings: body.settings,
+    endsAt: body.endsAt,
+    startsAt: body.startsAt,
+  });
+  if (res.status !== 201) throw new Error(`create campaign: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body as { id: string; importReport: { totals: Record<string, number> } };
+}
+
+export async function launchCampaign(cs: CampaignStack, id: string, options?: object): Promise<void> {
+  const res = await cs.api().post(`/v1/campaigns/${id}/launch`, options ? { options } : {});
+  if (res.status !== 200 && res.status !== 202)
+    throw new Error(`launch: ${res.status} ${JSON.stringify(res.body)}`);
+}
+
+export interface Progress {
+  status: string;
+  paused: boolean;
+  done: boolean;
+  inFlight: number;
+  counts: Record<string, number>;
+  attempts: { total: number; byOutcome: Record<string, number> };
+  nextAttemptAt: string | null;
+}
+
+export async function progressOf(cs: CampaignStack, id: string): Promise<Progress> {
+  const res = await cs.api().get(`/v1/campaigns/${id}/progress`);
+  if (res.status !== 200) throw new Error(`progress: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body as Progress;
+}
+
+/** Waits until the campaign is completed or canceled; returns its last progress. */
+export async function waitForCampaignEnd(
+  cs: CampaignStack,
+  id: string,
+  timeoutMs: number,
+): Promise<Progress> {
+  let last: Progress | undefined;
+  await waitUntil(
+    `campaign ${id} to finish`,
+    async () => {
+      last = await progressOf(cs, id);
+      return last.status === 'completed' || last.status === 'canceled';
+    },
+    timeoutMs,
+    250,
+  );
+  return last!;
+}
+
+/** NANP numbers libphonenumber accepts, in a given area code: +1 <area> 555 01xx… */
+export function testNumber(area: number, n: number): string {
+  return `+1${area}555${String(1000 + (n % 9000)).padStart(4, '0')}`;
+}
