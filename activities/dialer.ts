@@ -24,6 +24,7 @@ export interface DialerDeps {
 /** Twilio's clock and ours may differ a little: a call created this long before we marked the dial still counts. */
 const CLOCK_SKEW_MS = 60_000;
 
+/** Failure type of a dial not placed because its campaign or its calling window stopped it. */
 export const CAMPAIGN_NOT_RUNNING = 'CampaignNotRunning';
 export const DIAL_REJECTED = 'DialRejected';
 
@@ -50,7 +51,8 @@ export function createDialerActivities(deps: DialerDeps) {
         });
       }
       // Claim the dial (or find the earlier claim) in its own committed transaction.
-      const row = await withTenant(deps.orm, input.tenantId, async (em) => {
+      type Decision = 'dial' | 'resume' | 'adopt' | 'campaign_stopped' | 'window_closed';
+      const claim = await withTenant(deps.orm, input.tenantId, async (em) => {
         const [found] = await em.execute<CallRow[]>(
           `select c.provider_call_sid, c.dial_started_at, c.status, k.status as campaign_status
              from calls c left join campaigns k on k.id = c.campaign_id
@@ -58,30 +60,39 @@ export function createDialerActivities(deps: DialerDeps) {
           [input.callId],
         );
         if (!found) return undefined;
-        if (!found.provider_call_sid && !found.dial_started_at) {
-          if (found.campaign_status && found.campaign_status !== 'running') return found;
+        let decision: Decision;
+        if (found.provider_call_sid) decision = 'adopt';
+        else if (found.dial_started_at) decision = 'resume';
+        else if (found.campaign_status && found.campaign_status !== 'running') decision = 'campaign_stopped';
+        else if (input.dialBefore && Date.now() >= Date.parse(input.dialBefore)) decision = 'window_closed';
+        else {
           await em.execute(`update calls set dial_started_at = now() where id = ?`, [input.callId]);
+          decision = 'dial';
         }
-        return found;
+        return { row: found, decision };
       });
-      if (!row) {
+      if (!claim) {
         throw ApplicationFailure.create({
           type: 'CallNotFound',
           message: `Call ${input.callId} has no call record; it cannot be dialled`,
           nonRetryable: true,
         });
       }
-      if (row.provider_call_sid) {
+      const { row, decision } = claim;
+      if (decision === 'adopt' && row.provider_call_sid) {
         return { callSid: row.provider_call_sid, status: row.status, adopted: true };
       }
-      if (!row.dial_started_at && row.campaign_status && row.campaign_status !== 'running') {
+      if (decision === 'campaign_stopped' || decision === 'window_closed') {
         throw ApplicationFailure.create({
           type: CAMPAIGN_NOT_RUNNING,
-          message: `Not dialled: the campaign is ${row.campaign_status}`,
+          message:
+            decision === 'campaign_stopped'
+              ? `Not dialled: the campaign is ${row.campaign_status}`
+              : `Not dialled: the contact's calling window closed at ${input.dialBefore}`,
           nonRetryable: true,
         });
       }
-      if (row.dial_started_at) {
+      if (decision === 'resume' && row.dial_started_at) {
         // An earlier try of this activity began dialling: if Twilio has the call, it is this one.
         const since = new Date(row.dial_started_at).getTime() - CLOCK_SKEW_MS;
         const recent = await client.calls.list({ to: input.to, from: input.from, limit: 20 });

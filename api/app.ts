@@ -15,7 +15,10 @@ import { registerAgentRoutes } from './routes/agents';
 import { registerApiKeyRoutes } from './routes/api-keys';
 import { registerAuthRoutes } from './routes/auth';
 import { registerCallRoutes } from './routes/calls';
+import { CAMPAIGN_CREATE_BODY_LIMIT, registerCampaignRoutes } from './routes/campaigns';
+import { documentContactImports, registerContactRoutes } from './routes/contacts';
 import { registerConversationRoutes } from './routes/conversations';
+import { registerDoNotCallRoutes } from './routes/do-not-call';
 import { registerHealthRoutes } from './routes/health';
 import { registerPhoneNumberRoutes } from './routes/phone-numbers';
 import { registerTestCallRoutes } from './routes/test-calls';
@@ -48,6 +51,8 @@ export function createApp(deps: ApiDeps): Express {
     });
     next();
   });
+  // A campaign may bring its contacts as an inline CSV (up to 5 MB): its own, larger body limit.
+  app.post('/v1/campaigns', express.json({ limit: CAMPAIGN_CREATE_BODY_LIMIT }));
   app.use(express.json({ limit: deps.config.API_BODY_LIMIT }));
 
   registerHealthRoutes(app, deps, VERSION);
@@ -63,6 +68,9 @@ export function createApp(deps: ApiDeps): Express {
   registerConversationRoutes(api, deps);
   registerCallRoutes(api, deps);
   registerPhoneNumberRoutes(api, deps);
+  registerContactRoutes(api, deps);
+  registerDoNotCallRoutes(api, deps);
+  registerCampaignRoutes(api, deps);
   registerTestCallRoutes(api, deps);
   app.use(api.router);
 
@@ -70,6 +78,7 @@ export function createApp(deps: ApiDeps): Express {
     version: VERSION,
     serverUrl: deps.config.PUBLIC_BASE_URL,
   });
+  documentContactImports(openApi);
   app.get('/openapi.json', (_req, res) => {
     res.json(openApi);
   });

@@ -84,6 +84,8 @@ export interface OutboundDial {
   /** Task queue of `placeOutboundCall` (the campaign's rate-limited dialer queue). */
   dialerQueue: string;
   ringTimeoutSeconds: number;
+  /** ISO: the contact's calling window closes then; a dial still queued after it is not placed. */
+  dialBefore?: string;
   machineDetection: boolean;
   voicemail: { action: 'hangup' } | { action: 'leave_message'; message: string };
 }
@@ -95,6 +97,8 @@ export interface PlaceOutboundCallInput {
   to: string;
   from: string;
   ringTimeoutSeconds: number;
+  /** ISO; past it the call is not placed (the contact's calling window has closed). */
+  dialBefore?: string;
   /** Off, 'Enable' (answered-by as soon as known) or 'DetectMessageEnd' (after a machine's beep). */
   machineDetection: 'Enable' | 'DetectMessageEnd' | null;
 }

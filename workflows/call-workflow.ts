@@ -528,6 +528,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
         to: input.to ?? '',
         from: input.from ?? '',
         ringTimeoutSeconds: out.ringTimeoutSeconds,
+        dialBefore: out.dialBefore,
         machineDetection: out.machineDetection
           ? out.voicemail.action === 'leave_message'
             ? 'DetectMessageEnd'

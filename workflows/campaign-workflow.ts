@@ -514,6 +514,7 @@ export async function campaignContactWorkflow(input: CampaignContactInput): Prom
             attemptKey: begun.attemptKey,
             dialerQueue: campaignDialerQueue(input.campaignId),
             ringTimeoutSeconds: settings.ringTimeoutSeconds,
+            dialBefore: new Date(window.closesAt).toISOString(),
             machineDetection: settings.machineDetection,
             voicemail: settings.voicemail,
           },
