@@ -516,7 +516,8 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
   async function dial(out: NonNullable<CallWorkflowInput['outbound']>): Promise<void> {
     const dialer = proxyActivities<Activities>({
       taskQueue: out.dialerQueue,
-      startToCloseTimeout: '30 seconds',
+      // Twilio answers a create in well under a second; a dialer that died mid-create is retried soon.
+      startToCloseTimeout: '20 seconds',
       retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 8 },
     });
     try {
