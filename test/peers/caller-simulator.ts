@@ -13,6 +13,10 @@
  *
  * Anything malformed the app sends is counted, never thrown: tests of a misbehaving relay must be
  * able to look at what the caller saw.
+ *
+ * The same media side serves outbound calls (test/peers/twilio-outbound-peer.ts): `dial` then posts
+ * to the absolute `Url` a `calls.create` gave, hands the end of the call to the peer
+ * (`onCallEnded`), and for benchmarks can play the app's audio instantly and send no frames.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -61,8 +65,11 @@ export class CachedTts implements CallerTts {
 }
 
 export interface CallerSimulatorOptions {
-  /** Where webhooks are POSTed, e.g. http://127.0.0.1:3000. */
-  apiBaseUrl: string;
+  /**
+   * Where webhooks are POSTed, e.g. http://127.0.0.1:3000. Needed unless every dial names its own
+   * `webhookUrl` (the outbound peer posts to the URL each `calls.create` gave).
+   */
+  apiBaseUrl?: string;
   /** The URL Twilio "thinks" it posts to, used for the signature (default apiBaseUrl). */
   publicBaseUrl?: string;
   authToken: string;
@@ -90,6 +97,23 @@ export interface CallerSimulatorOptions {
 }
 
 export type CallDirection = 'inbound' | 'outbound-api';
+
+/**
+ * How the caller plays the app's audio. 'realtime' (default): buffered and played at real time, a
+ * mark echoed when playback reaches it. 'instant': every chunk counts as played the moment it
+ * arrives, so marks are echoed at once (for benchmarks with thousands of short calls).
+ */
+export type CallerPlayback = 'realtime' | 'instant';
+
+/**
+ * What the caller sends. 'realtime' (default): a 20 ms μ-law frame every 20 ms, speech or silence.
+ * 'none': no frames at all (the caller cannot `say` anything); with instant playback the call then
+ * runs no clock at all.
+ */
+export type CallerFrames = 'realtime' | 'none';
+
+/** Why a call ended on Twilio's side of a simulated call, for `dial({ onCallEnded })`. */
+export type SimulatedCallEnd = 'twiml-ended' | 'caller-hangup';
 export type CallStatusUpdate =
   'completed' | 'busy' | 'no-answer' | 'failed' | 'canceled' | 'in-progress' | 'ringing';
 
@@ -210,6 +234,15 @@ function rfc2822(date: Date): string {
 
 function joinUrl(base: string, path: string): string {
   return `${base.replace(/\/+$/, '')}/${path.replace(/^\/+/, '')}`;
+}
+
+/** The same URL on another origin (scheme, host and port), path and query kept. */
+export function withOrigin(url: string, origin: string): string {
+  const target = new URL(url);
+  const replacement = new URL(origin);
+  target.protocol = replacement.protocol;
+  target.host = replacement.host;
+  return target.toString();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -352,8 +385,8 @@ interface CallRecord {
 }
 
 export class CallerSimulator {
-  private readonly apiBaseUrl: string;
-  private readonly publicBaseUrl: string;
+  private readonly apiBaseUrl?: string;
+  private readonly publicBaseUrl?: string;
   private readonly voicePath: string;
   private readonly statusPath: string;
   private readonly calls = new Map<string, CallRecord>();
@@ -386,6 +419,25 @@ export class CallerSimulator {
     callSid?: string;
     direction?: CallDirection;
     params?: Record<string, string>;
+    /**
+     * Absolute URL of the voice webhook (query string included), signed exactly as written; default
+     * the api's voice path. An outbound call posts to the `Url` its `calls.create` gave.
+     */
+    webhookUrl?: string;
+    /** Deliver the webhook to this origin instead of webhookUrl's (the signature still covers webhookUrl). */
+    webhookOrigin?: string;
+    /** The webhook's HTTP method (Twilio's `Method`): GET puts the parameters in the query string. */
+    method?: 'GET' | 'POST';
+    /** Follow this TwiML instead of asking a webhook (Twilio's `Twiml` parameter on calls.create). */
+    twiml?: string;
+    playback?: CallerPlayback;
+    callerFrames?: CallerFrames;
+    /**
+     * Called once when the call ends (instead of posting the simulator's own status callback):
+     * 'twiml-ended' when Twilio's side ended it (TwiML ran out or hung up, the app closed the stream,
+     * the stream could not be opened), 'caller-hangup' on `hangup()` with postStatus not false.
+     */
+    onCallEnded?: (reason: SimulatedCallEnd) => Promise<void> | void;
   }): Promise<SimulatedCall> {
     const callSid = opts.callSid ?? twilioSid('CA');
     const direction = opts.direction ?? 'inbound';
@@ -399,10 +451,17 @@ export class CallerSimulator {
       Direction: direction,
       ...opts.params,
     };
-    const response = await this.postForm(this.voicePath, params);
-    const twiml = await response.text();
-    if (!response.ok)
-      throw new WebhookError(response.status, twiml, joinUrl(this.apiBaseUrl, this.voicePath));
+    let twiml: string;
+    if (opts.twiml !== undefined) {
+      twiml = opts.twiml;
+    } else {
+      const target = opts.webhookUrl
+        ? { url: opts.webhookUrl, signedUrl: opts.webhookUrl, origin: opts.webhookOrigin }
+        : this.pathTarget(this.voicePath);
+      const response = await this.sendWebhook(target.url, params, { ...target, method: opts.method });
+      twiml = await response.text();
+      if (!response.ok) throw new WebhookError(response.status, twiml, target.url);
+    }
     const verbs = parseTwiml(twiml);
     this.calls.set(callSid, {
       from: opts.from,
@@ -411,6 +470,7 @@ export class CallerSimulator {
       answeredAt: Date.now(),
       nextStatusSequence: 0,
     });
+    const { onCallEnded } = opts;
     const call = new MediaStreamCall({
       callSid,
       accountSid: this.opts.accountSid,
@@ -420,12 +480,18 @@ export class CallerSimulator {
       voiceId: this.opts.voiceId ?? 'en-us',
       language: this.opts.language ?? 'en-US',
       streamOrigin: this.opts.streamOrigin,
+      playback: opts.playback ?? 'realtime',
+      callerFrames: opts.callerFrames ?? 'realtime',
       sign: (url) => this.sign(url),
-      onCallEnded: () =>
-        this.opts.statusCallbacks === false
-          ? Promise.resolve()
-          : this.postStatus(callSid, 'completed').then(() => undefined),
-      onCallerHangup: () => this.postStatus(callSid, 'completed').then(() => undefined),
+      onCallEnded: onCallEnded
+        ? async () => onCallEnded('twiml-ended')
+        : () =>
+            this.opts.statusCallbacks === false
+              ? Promise.resolve()
+              : this.postStatus(callSid, 'completed').then(() => undefined),
+      onCallerHangup: onCallEnded
+        ? async () => onCallEnded('caller-hangup')
+        : () => this.postStatus(callSid, 'completed').then(() => undefined),
     });
     await call.run();
     return call;
@@ -468,19 +534,55 @@ export class CallerSimulator {
     return response.status;
   }
 
-  private async postForm(path: string, params: Record<string, string>): Promise<Response> {
-    const url = joinUrl(this.apiBaseUrl, path);
-    const signature = this.sign(joinUrl(this.publicBaseUrl, path), params);
+  private postForm(path: string, params: Record<string, string>): Promise<Response> {
+    const target = this.pathTarget(path);
+    return this.sendWebhook(target.url, params, { signedUrl: target.signedUrl });
+  }
+
+  /** A path on the api: posted to apiBaseUrl, signed for publicBaseUrl. */
+  private pathTarget(path: string): { url: string; signedUrl: string } {
+    if (this.apiBaseUrl === undefined) {
+      throw new Error(`CallerSimulator: no apiBaseUrl to post ${path} to (give dial a webhookUrl)`);
+    }
+    return {
+      url: joinUrl(this.apiBaseUrl, path),
+      signedUrl: joinUrl(this.publicBaseUrl ?? this.apiBaseUrl, path),
+    };
+  }
+
+  /**
+   * Sends a signed webhook to an absolute URL as Twilio does: POST signs the URL plus the sorted form
+   * parameters; GET puts the parameters in the query string and signs that whole URL. `signedUrl`
+   * (default `url`) is the address Twilio believes it calls; `origin` delivers elsewhere, signature
+   * unchanged. Throws WebhookError (status 0) when the URL cannot be reached; any HTTP answer resolves.
+   */
+  async sendWebhook(
+    url: string,
+    params: Record<string, string>,
+    opts: { method?: 'GET' | 'POST'; signedUrl?: string; origin?: string } = {},
+  ): Promise<Response> {
+    const method = opts.method ?? 'POST';
+    let signedUrl = opts.signedUrl ?? url;
+    if (method === 'GET') {
+      const query = new URLSearchParams(params).toString();
+      const withQuery = (u: string) => (query ? `${u}${u.includes('?') ? '&' : '?'}${query}` : u);
+      url = withQuery(url);
+      signedUrl = withQuery(signedUrl);
+    }
+    if (opts.origin) url = withOrigin(url, opts.origin);
+    const signature = this.sign(signedUrl, method === 'POST' ? params : {});
     try {
       return await fetch(url, {
-        method: 'POST',
+        method,
         headers: {
-          'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
+          ...(method === 'POST'
+            ? { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' }
+            : {}),
           'x-twilio-signature': signature,
           'i-twilio-idempotency-token': randomUUID(),
           'user-agent': 'TwilioProxy/1.1',
         },
-        body: new URLSearchParams(params).toString(),
+        body: method === 'POST' ? new URLSearchParams(params).toString() : undefined,
         redirect: 'manual',
         signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS),
       });
@@ -488,7 +590,7 @@ export class CallerSimulator {
       // fetch says only "fetch failed"; the cause (ECONNREFUSED, a timeout) is what a person needs.
       const cause = (err as Error).cause as { code?: string; message?: string } | undefined;
       const why = cause?.code ?? cause?.message ?? (err as Error).message;
-      throw new WebhookError(0, '', url, `POST ${url} failed: ${why}`, { cause: err });
+      throw new WebhookError(0, '', url, `${method} ${url} failed: ${why}`, { cause: err });
     }
   }
 }
@@ -504,6 +606,8 @@ interface MediaStreamCallInit {
   voiceId: string;
   language: string;
   streamOrigin?: string;
+  playback: CallerPlayback;
+  callerFrames: CallerFrames;
   sign(url: string): string;
   /** The call ended on Twilio's side (TwiML ran out or hung up): the automatic status callback. */
   onCallEnded(): Promise<void>;
@@ -561,6 +665,8 @@ class MediaStreamCall implements SimulatedCall {
   private clockStart = 0;
   private frameIndex = 0;
   private clock?: NodeJS.Timeout;
+  /** Without a frame clock (instant playback, no caller frames), turn waiters are checked by this. */
+  private turnPoll?: NodeJS.Timeout;
   private streamOver = false;
   private callerHangingUp = false;
   private callEnd?: Promise<void>;
@@ -676,7 +782,19 @@ class MediaStreamCall implements SimulatedCall {
       },
     });
     this.clockStart = performance.now();
-    this.scheduleTick();
+    if (this.clockNeeded) this.scheduleTick();
+  }
+
+  /** The 20 ms clock sends the caller's frames and paces playback; with neither, it does not run. */
+  private get clockNeeded(): boolean {
+    return this.init.callerFrames === 'realtime' || this.init.playback === 'realtime';
+  }
+
+  private stopTimers(): void {
+    if (this.clock) clearTimeout(this.clock);
+    this.clock = undefined;
+    if (this.turnPoll) clearInterval(this.turnPoll);
+    this.turnPoll = undefined;
   }
 
   // --- the 20 ms clock ------------------------------------------------------------------------
@@ -697,7 +815,7 @@ class MediaStreamCall implements SimulatedCall {
     // After a stall, every overdue frame goes out at once, as a network burst would deliver them.
     while (!this.streamOver && this.clockStart + (this.frameIndex + 1) * FRAME_MS <= now) {
       const due = this.clockStart + (this.frameIndex + 1) * FRAME_MS;
-      this.sendCallerFrame(now - due);
+      if (this.init.callerFrames === 'realtime') this.sendCallerFrame(now - due);
       this.playFrame(due);
       this.frameIndex++;
     }
@@ -761,6 +879,15 @@ class MediaStreamCall implements SimulatedCall {
     }
   }
 
+  /** Instant playback: the chunk counts as heard on arrival; nothing is ever queued. */
+  private playInstantly(audio: Buffer): void {
+    this.heard.push(audio);
+    if (this.turnBytes === 0) this.turnStartedAt = Date.now();
+    this.turnBytes += audio.length;
+    this.stats.audioMsPlayed += audio.length / BYTES_PER_MS;
+    this.playbackIdleAt = performance.now();
+  }
+
   private echoMarks(names: string[]): void {
     for (const name of names) {
       this.stats.marksEchoed.push(name);
@@ -809,7 +936,9 @@ class MediaStreamCall implements SimulatedCall {
         this.stats.mediaMessagesIn++;
         this.stats.audioMsReceived += audio.length / BYTES_PER_MS;
         this.stats.firstMediaAt ??= Date.now();
-        if (audio.length > 0) this.playback.push({ audio, offset: 0 });
+        if (audio.length === 0) return;
+        if (this.init.playback === 'instant') this.playInstantly(audio);
+        else this.playback.push({ audio, offset: 0 });
         return;
       }
       case 'mark': {
@@ -844,8 +973,7 @@ class MediaStreamCall implements SimulatedCall {
 
   private onClose(code: number, reason: string): void {
     this.streamOver = true;
-    if (this.clock) clearTimeout(this.clock);
-    this.clock = undefined;
+    this.stopTimers();
     const gone = new Error(`stream closed (${code}${reason ? ` ${reason}` : ''})`);
     for (const utterance of this.utterances.splice(0)) utterance.reject(gone);
     for (const waiter of this.turnWaiters) {
@@ -873,6 +1001,7 @@ class MediaStreamCall implements SimulatedCall {
 
   async say(text: string): Promise<SayResult> {
     this.assertStreaming('say');
+    if (this.init.callerFrames === 'none') throw new Error('cannot say: this caller sends no audio frames');
     // Synthesis runs in call order so utterances are spoken in the order they were asked for.
     const queued = this.synthesis
       .then(() =>
@@ -913,8 +1042,7 @@ class MediaStreamCall implements SimulatedCall {
     }
     this.callerHangingUp = true;
     this.streamOver = true;
-    if (this.clock) clearTimeout(this.clock);
-    this.clock = undefined;
+    this.stopTimers();
     const ws = this.ws;
     this.send({
       event: 'stop',
@@ -951,6 +1079,16 @@ class MediaStreamCall implements SimulatedCall {
         }, timeoutMs),
       };
       this.turnWaiters.add(waiter);
+      if (!this.clockNeeded && !this.turnPoll) {
+        this.turnPoll = setInterval(() => {
+          this.settleTurnWaiters(performance.now());
+          if (this.turnWaiters.size === 0) {
+            clearInterval(this.turnPoll);
+            this.turnPoll = undefined;
+          }
+        }, FRAME_MS);
+        this.turnPoll.unref();
+      }
     });
   }
 
