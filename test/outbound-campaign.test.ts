@@ -5,7 +5,14 @@
  * box, a number Twilio refuses, a number on the Do-Not-Call list), the answered calls stream through
  * the relay, and every contact ends where its script says, with every attempt recorded.
  */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
+import { callWorkflowId } from '../contracts/call';
+import { campaignContactWorkflowId, campaignWorkflowId } from '../contracts/campaign';
 import { withTenant } from '../db/tenant-context';
+import { workflowBundle } from '../workers/create-workers';
 import {
   createCampaign,
   launchCampaign,
@@ -53,6 +60,13 @@ async function contactStates(campaignId: string): Promise<Record<string, Contact
   return Object.fromEntries(rows.map((r) => [r.phone, r]));
 }
 
+async function contactIdOf(phone: string): Promise<string> {
+  const [row] = await withTenant(cs.stack.orm, cs.tenant.tenantId, (em) =>
+    em.execute<{ id: string }[]>(`select id from contacts where phone_e164 = ?`, [phone]),
+  );
+  return row!.id;
+}
+
 it('runs every contact to the final state its script and the retry policy give', async () => {
   cs.twilio.script(ANSWERS, { outcome: 'answer' });
   cs.twilio.script(BUSY_THEN_ANSWERS, [{ outcome: 'busy' }, { outcome: 'answer' }]);
@@ -74,7 +88,7 @@ it('runs every contact to the final state its script and the retry policy give',
   const created = await createCampaign(cs, {
     name: 'Appointment reminders',
     contacts: [
-      { phone: ANSWERS, name: 'Ada Lovelace' },
+      { phone: ANSWERS, name: 'Ada Lovelace', clinic: 'Harbor Dental' },
       { phone: BUSY_THEN_ANSWERS, name: 'Grace Hopper' },
       { phone: NEVER_ANSWERS, name: 'Alan Turing' },
       { phone: VOICEMAIL, name: 'Edsger Dijkstra' },
@@ -164,9 +178,28 @@ it('runs every contact to the final state its script and the retry policy give',
   const agentLines = (detail.body.transcript as { role: string; text: string }[]).filter(
     (t) => t.role === 'agent',
   );
-  expect(agentLines[0]?.text).toContain('Hi Ada, this is Parley');
+  // The contact's own fields and the CSV's custom column, as {{contact.x}} in the agent's text.
+  expect(agentLines[0]?.text).toBe(
+    'Hi Ada, this is Parley with a reminder about your appointment at Harbor Dental. Goodbye.',
+  );
   const vm = calls.find((c) => c.to_number === VOICEMAIL)!;
   expect(vm).toMatchObject({ status: 'voicemail', disposition: 'voicemail_left' });
+
+  // Recorded for the replay suite, which guards running campaigns and calls from workflow changes.
+  const histories: [string, string][] = [
+    ['campaign-mixed-outcomes.json', campaignWorkflowId(created.id)],
+    [
+      'campaign-contact-busy-then-answers.json',
+      campaignContactWorkflowId(created.id, await contactIdOf(BUSY_THEN_ANSWERS)),
+    ],
+    ['call-outbound-voicemail.json', callWorkflowId(vm.id)],
+  ];
+  for (const [file, workflowId] of histories) {
+    const history = await cs.stack.temporal.workflow.getHandle(workflowId).fetchHistory();
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history);
+    if (process.env.RECORD_HISTORIES)
+      writeFileSync(path.join(__dirname, 'histories', file), historyToJSON(history));
+  }
 
   const progress = await progressOf(cs, created.id);
   expect(progress.counts).toMatchObject({ completed: 2, no_answer: 1, voicemail: 1, failed: 1, dnc: 1 });

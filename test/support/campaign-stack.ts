@@ -39,7 +39,9 @@ export async function startCampaignStack(
     env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent', ...options.env },
   });
   const agentId = await voice.publishAgent('Reminder', {
-    greeting: 'Hi {{contact.firstName}}, this is Parley with a reminder about your appointment.',
+    // `clinic` is a custom column of the contacts' CSV.
+    greeting:
+      'Hi {{contact.firstName}}, this is Parley with a reminder about your appointment at {{contact.clinic}}.',
     flow: {
       startNodeId: 'bye',
       nodes: [{ id: 'bye', type: 'end', disposition: 'reminded', message: 'Goodbye.' }],
@@ -62,10 +64,15 @@ export interface ContactRow {
   phone: string;
   name: string;
   timeZone?: string;
+  /** A custom attribute, said in the agent's greeting as `{{contact.clinic}}`. */
+  clinic?: string;
 }
 
 export function contactsCsv(rows: ContactRow[]): string {
-  return ['phone,name,time_zone', ...rows.map((r) => `${r.phone},${r.name},${r.timeZone ?? ''}`)].join('\n');
+  return [
+    'phone,name,time_zone,clinic',
+    ...rows.map((r) => `${r.phone},${r.name},${r.timeZone ?? ''},${r.clinic ?? 'the clinic'}`),
+  ].join('\n');
 }
 
 /** Creates a draft through the API from CSV rows; fails the test with the API's answer otherwise. */
