@@ -1125,7 +1125,7 @@ it('progress counts contacts and attempts from the tables; contacts and attempts
       expired: 0,
       total: 3,
     },
-    attempts: { total: 3, byOutcome: { busy: 1, completed: 1, in_progress: 1 } },
+    attempts: { total: 3, notDialed: 0, byOutcome: { busy: 1, completed: 1, in_progress: 1 } },
     inFlight: 0,
     nextAttemptAt: next.toISOString(),
     done: false,

@@ -311,3 +311,38 @@ it('pause stops new dials within a second while in-flight calls finish; resume g
   expect(new Set(ours().map((c) => c.to)).size).toBe(40);
   expect(ours()).toHaveLength(40);
 });
+
+it('cancel lets in-flight calls finish, dials nobody else, and closes every waiting contact as canceled', async () => {
+  const contacts: ContactRow[] = [];
+  for (let i = 0; i < 20; i += 1) {
+    const phone = testNumber(617, 6000 + i);
+    contacts.push({ phone, name: `Cancel ${i}`, timeZone: 'America/New_York' });
+    cs.twilio.script(phone, { outcome: 'answer', ringMs: 1_500 });
+  }
+  const created = await createCampaign(cs, {
+    name: 'Cancel midway',
+    contacts,
+    settings: {
+      windows: Object.fromEntries(WEEKDAYS.map((d) => [d, [{ start: '00:00', end: '24:00' }]])),
+      maxConcurrentCalls: 3,
+      maxCallsPerSecond: 10,
+    },
+  });
+  const createsBefore = cs.twilio.creates.length;
+  const ours = () => cs.twilio.creates.slice(createsBefore);
+  await launchCampaign(cs, created.id);
+  await waitUntil('three calls placed', () => Promise.resolve(ours().length >= 3), 60_000, 50);
+  const canceled = await cs.api().post(`/v1/campaigns/${created.id}/cancel`);
+  expect(canceled.status).toBe(200);
+  const canceledAt = Date.now();
+  const final = await waitForCampaignEnd(cs, created.id, 60_000);
+  expect(final.status).toBe('canceled');
+  expect(ours().filter((c) => c.time > canceledAt + 1_000)).toEqual([]);
+  // The calls under way when it was canceled were finished, not cut off.
+  const dialled = ours().length;
+  expect(final.counts.completed).toBe(dialled);
+  expect(final.counts.canceled).toBe(20 - dialled);
+  expect(final.inFlight).toBe(0);
+  // Canceling twice is refused: the campaign is over.
+  expect((await cs.api().post(`/v1/campaigns/${created.id}/cancel`)).status).toBe(409);
+});

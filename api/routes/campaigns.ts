@@ -220,7 +220,12 @@ export const campaignProgressView = z.object({
   paused: z.boolean(),
   counts: countsView.meta({ description: 'Contacts per state, from campaign_contacts' }),
   attempts: z.object({
-    total: z.number(),
+    total: z.number().meta({ description: 'Dials placed (or under way)' }),
+    notDialed: z
+      .number()
+      .meta({
+        description: 'Attempts stopped before the dial: paused, canceled, or the window closed meanwhile',
+      }),
     byOutcome: z.record(z.string(), z.number()).meta({ description: 'in_progress: not ended yet' }),
   }),
   inFlight: z.number(),
@@ -432,7 +437,13 @@ export async function readCampaignProgress(
     status,
     paused,
     counts,
-    attempts: { total: db.attempts.reduce((sum, r) => sum + r.n, 0), byOutcome },
+    attempts: {
+      total: db.attempts.filter((r) => !r.outcome.startsWith('not_dialed')).reduce((sum, r) => sum + r.n, 0),
+      notDialed: db.attempts
+        .filter((r) => r.outcome.startsWith('not_dialed'))
+        .reduce((sum, r) => sum + r.n, 0),
+      byOutcome,
+    },
     inFlight,
     nextAttemptAt: db.nextAttemptAt,
     done,

@@ -115,23 +115,66 @@ export async function progressOf(cs: CampaignStack, id: string): Promise<Progres
   return res.body as Progress;
 }
 
-/** Waits until the campaign is completed or canceled; returns its last progress. */
+/** Waits until the campaign is over (completed, or canceled and its calls finished); returns its last progress. */
 export async function waitForCampaignEnd(
   cs: CampaignStack,
   id: string,
   timeoutMs: number,
+  onProgress?: (progress: Progress) => void,
 ): Promise<Progress> {
   let last: Progress | undefined;
-  await waitUntil(
-    `campaign ${id} to finish`,
-    async () => {
-      last = await progressOf(cs, id);
-      return last.status === 'completed' || last.status === 'canceled';
-    },
-    timeoutMs,
-    250,
-  );
+  try {
+    await waitUntil(
+      `campaign ${id} to finish`,
+      async () => {
+        last = await progressOf(cs, id);
+        onProgress?.(last);
+        // `done`: the workflow has finished (a canceled campaign is `canceled` at once, done later).
+        return last.done;
+      },
+      timeoutMs,
+      250,
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${await campaignDiagnostics(cs, id)}`);
+  }
   return last!;
+}
+
+/** Where every contact, attempt and call of a campaign stands, for a failing test's message. */
+export async function campaignDiagnostics(cs: CampaignStack, id: string): Promise<string> {
+  const lines: string[] = [];
+  await withTenant(cs.stack.orm, cs.tenant.tenantId, async (em) => {
+    const rows = await em.execute<Record<string, unknown>[]>(
+      `select c.phone_e164, cc.status, cc.attempts, cc.last_outcome, cc.next_attempt_at
+         from campaign_contacts cc join contacts c on c.id = cc.contact_id where cc.campaign_id = ?
+        order by c.phone_e164 limit 40`,
+      [id],
+    );
+    lines.push('contacts:', ...rows.map((r) => `  ${JSON.stringify(r)}`));
+    const calls = await em.execute<Record<string, unknown>[]>(
+      `select id, to_number, status, disposition, end_reason, provider_call_sid from calls
+        where campaign_id = ? order by created_at limit 40`,
+      [id],
+    );
+    lines.push('calls:', ...calls.map((r) => `  ${JSON.stringify(r)}`));
+  });
+  lines.push(
+    'twilio creates:',
+    ...cs.twilio.creates
+      .slice(-40)
+      .map((c) => `  ${c.status} ${c.to ?? ''} ${c.callSid ?? ''} ${c.error?.message ?? ''}`),
+  );
+  try {
+    const described = await cs.stack.temporal.workflow.getHandle(campaignWorkflowId(id)).describe();
+    lines.push(`campaign workflow: ${described.status.name}`);
+    for (const a of described.raw.pendingActivities ?? []) {
+      lines.push(`  pending ${a.activityType?.name} attempt ${a.attempt} ${a.lastFailure?.message ?? ''}`);
+    }
+  } catch (err) {
+    lines.push(`campaign workflow: ${(err as Error).message}`);
+  }
+  return lines.join('\n');
 }
 
 /** NANP numbers libphonenumber accepts, in a given area code: +1 <area> 555 01xx… */
