@@ -295,6 +295,8 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<Ca
   /** Why the loop stopped: all done, canceled, past the campaign's end, or time for a fresh run. */
   let stop: 'done' | 'canceled' | 'expired' | 'continue';
   for (;;) {
+    // Anything that happens from here on (a child reporting during the claim, say) wakes the wait below.
+    const seen = changes;
     if (canceled) {
       stop = 'canceled';
       break;
@@ -339,7 +341,6 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<Ca
       break;
     }
     // Wait for a slot to free, a retry or a window to come due, or a control change.
-    const seen = changes;
     const bounds = [IDLE_RECHECK_MS];
     if (nextDueAt) bounds.push(Date.parse(nextDueAt) - workflowNow());
     if (endsAt !== undefined) bounds.push(endsAt - workflowNow());
