@@ -210,9 +210,9 @@ export function createCallRecordActivities({ orm }: CallRecordDeps) {
       llmTokens: number;
       /** Relative to the recording store (RECORDINGS_DIR). */
       recording?: { path: string; seconds: number };
-    }): Promise<void> {
-      await withTenant(orm, input.tenantId, (em) =>
-        em.execute(
+    }): Promise<{ webhookSubscribers: number }> {
+      return withTenant(orm, input.tenantId, async (em) => {
+        await em.execute(
           `update calls set status = ?, disposition = ?, end_reason = ?, ended_at = ?, duration_seconds = ?,
              slots = ?::jsonb, llm_tokens = ?,
              recording_path = coalesce(?, recording_path), recording_seconds = coalesce(?, recording_seconds),
@@ -229,8 +229,13 @@ export function createCallRecordActivities({ orm }: CallRecordDeps) {
             input.recording?.seconds ?? null,
             input.callId,
           ],
-        ),
-      );
+        );
+        // Whether the call.ended webhook has anyone to go to (most campaign tenants have no endpoint).
+        const [subscribers] = await em.execute<{ n: number }[]>(
+          `select count(*)::int as n from webhook_endpoints where enabled and 'call.ended' = any(events)`,
+        );
+        return { webhookSubscribers: subscribers?.n ?? 0 };
+      });
     },
 
     async saveCallAnalysis(input: {

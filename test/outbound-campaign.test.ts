@@ -7,6 +7,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { WorkflowNotFoundError } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { callWorkflowId } from '../contracts/call';
@@ -184,6 +185,11 @@ it('runs every contact to the final state its script and the retry policy give',
   );
   const vm = calls.find((c) => c.to_number === VOICEMAIL)!;
   expect(vm).toMatchObject({ status: 'voicemail', disposition: 'voicemail_left' });
+
+  // This tenant has no webhook endpoint: no call.ended delivery workflow was started for its calls.
+  await expect(
+    cs.stack.temporal.workflow.getHandle(`webhook:${cs.tenant.tenantId}:call.ended:${greeted.id}`).describe(),
+  ).rejects.toThrow(WorkflowNotFoundError);
 
   // Recorded for the replay suite, which guards running campaigns and calls from workflow changes.
   const histories: [string, string][] = [

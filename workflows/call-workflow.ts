@@ -14,6 +14,7 @@ import {
   condition,
   continueAsNew,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -87,6 +88,9 @@ const TRANSCRIPT_IN_MEMORY = 50;
 
 /** How long the relay may go without a heartbeat before its calls count as lost (voice, web). */
 const DEFAULT_MEDIA_HEARTBEAT_SECONDS = 10;
+
+/** Patch id: the call.ended delivery workflow is started only when an endpoint subscribes to it. */
+const SKIP_WEBHOOK_WITHOUT_SUBSCRIBERS = 'skip-webhook-without-subscribers';
 
 /** Twilio sends AnsweredBy within MachineDetectionTimeout (30 s by default); past this it counts as unknown. */
 const AMD_WAIT_MS = 35_000;
@@ -999,7 +1003,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     0,
     Math.round((workflowNow() - new Date(answeredAt ?? startedAt).getTime()) / 1000),
   );
-  await records.recordCallEnded({
+  const recorded = await records.recordCallEnded({
     tenantId: input.tenantId,
     callId: input.callId,
     status,
@@ -1044,27 +1048,31 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     durationSeconds,
     slots: engine?.slots ?? {},
   };
+  // A tenant with no endpoint for call.ended gets no delivery workflow per call (a campaign of
+  // 100k calls would otherwise start 100k of them). Calls recorded before this always start one.
+  const webhookWanted = patched(SKIP_WEBHOOK_WITHOUT_SUBSCRIBERS) ? recorded.webhookSubscribers > 0 : true;
   // The customer's webhook may be down for hours: its delivery outlives this workflow.
-  await startChild(customerWebhookWorkflow, {
-    workflowId: `webhook:${input.tenantId}:call.ended:${input.callId}`,
-    taskQueue: 'integrations',
-    parentClosePolicy: ParentClosePolicy.ABANDON,
-    args: [
-      {
-        tenantId: input.tenantId,
-        event: 'call.ended',
-        eventId: `call.ended:${input.callId}`,
-        payload: {
-          ...result,
-          agentId: input.agentId,
-          agentVersionId: input.agentVersionId,
-          usageRecordId: usage.usageRecordId,
-          direction: input.direction,
-          channel: input.channel,
+  if (webhookWanted)
+    await startChild(customerWebhookWorkflow, {
+      workflowId: `webhook:${input.tenantId}:call.ended:${input.callId}`,
+      taskQueue: 'integrations',
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      args: [
+        {
+          tenantId: input.tenantId,
+          event: 'call.ended',
+          eventId: `call.ended:${input.callId}`,
+          payload: {
+            ...result,
+            agentId: input.agentId,
+            agentVersionId: input.agentVersionId,
+            usageRecordId: usage.usageRecordId,
+            direction: input.direction,
+            channel: input.channel,
+          },
         },
-      },
-    ],
-  });
+      ],
+    });
   return result;
 }
 
