@@ -5,7 +5,7 @@
  * and a contact's final state. Every activity is safe to retry: claims are keyed by a token from
  * the workflow, attempts by the call id the workflow chose.
  */
-import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import type { MikroORM } from '@mikro-orm/postgresql';
 import { nextCallingWindow, isTimeZone } from '../contracts/calling-windows';
 import {
   attemptKey as makeAttemptKey,
@@ -19,6 +19,7 @@ import {
 import { callWorkflowId } from '../contracts/call';
 import { concurrentCallLimit } from '../contracts/plans';
 import { admitCall } from '../db/call-admission';
+import { isDoNotCall } from '../db/do-not-call';
 import { withTenant } from '../db/tenant-context';
 
 export interface CampaignActivityDeps {
@@ -88,15 +89,6 @@ export function contactVariables(row: ContactRow): Record<string, unknown> {
     phone: row.phone_e164,
     timeZone: row.time_zone ?? '',
   };
-}
-
-async function isDoNotCall(em: EntityManager, phone: string): Promise<boolean> {
-  const [row] = await em.execute<{ blocked: boolean }[]>(
-    `select exists (select 1 from do_not_call where phone_e164 = ?)
-         or exists (select 1 from contacts where phone_e164 = ? and do_not_call) as blocked`,
-    [phone, phone],
-  );
-  return row?.blocked ?? false;
 }
 
 export function createCampaignActivities({ orm }: CampaignActivityDeps) {

@@ -20,7 +20,7 @@ interface TenantFixture {
   slug: string;
   /** Short unique text for values that must be unique (emails, key hashes, workflow ids). */
   tag: string;
-  /** The id of this tenant's fixture row in every tenant-owned table. */
+  /** The key (see keyOf) of this tenant's fixture row in every tenant-owned table. */
   rowIds: Record<string, string>;
   /** A second contact, so a copied campaign_contacts row does not collide on (campaign_id, contact_id). */
   spareContactId: string;
@@ -32,6 +32,10 @@ type RowBuilder = (t: TenantFixture, variant: number) => Row;
 const phone = (): string => `+1${randomInt(2_000_000_000, 9_999_999_999)}`;
 const unique = (t: TenantFixture, variant: number, what: string): string =>
   `rls-${what}-${t.tag}-${variant}-${randomUUID()}`;
+
+/** The column naming one row: `id`, except in tables keyed by what they link or list. */
+const ROW_KEYS: Record<string, string> = { contact_list_members: 'contact_id', do_not_call: 'phone_e164' };
+const keyOf = (table: string): string => ROW_KEYS[table] ?? 'id';
 
 /** One row per tenant-owned table, in dependency order (parents first). */
 const FIXTURES: Record<string, RowBuilder> = {
@@ -52,6 +56,12 @@ const FIXTURES: Record<string, RowBuilder> = {
   agent_versions: (t, v) => ({ agent_id: t.rowIds.agents, version: v + 1, definition: { nodes: [] } }),
   phone_numbers: (t) => ({ e164: phone(), label: 'RLS line', agent_id: t.rowIds.agents }),
   contacts: () => ({ phone_e164: phone(), name: 'RLS contact' }),
+  contact_lists: () => ({ name: 'RLS list' }),
+  contact_list_members: (t, v) => ({
+    list_id: t.rowIds.contact_lists,
+    contact_id: v === 0 ? t.rowIds.contacts : t.spareContactId,
+  }),
+  do_not_call: (_t, v) => (v === 0 ? { reason: 'RLS' } : { phone_e164: phone(), reason: 'RLS copy' }),
   calls: (t, v) => ({
     agent_id: t.rowIds.agents,
     agent_version_id: t.rowIds.agent_versions,
@@ -77,6 +87,12 @@ const FIXTURES: Record<string, RowBuilder> = {
   campaign_contacts: (t, v) => ({
     campaign_id: t.rowIds.campaigns,
     contact_id: v === 0 ? t.rowIds.contacts : t.spareContactId,
+  }),
+  campaign_attempts: (t, v) => ({
+    campaign_id: t.rowIds.campaigns,
+    contact_id: t.rowIds.contacts,
+    attempt: v + 1,
+    attempt_key: unique(t, v, 'attempt'),
   }),
   integrations: (_t, v) => ({
     provider: v === 0 ? 'hubspot' : 'salesforce',
@@ -105,15 +121,19 @@ const APPEND_ONLY = new Set(['audit_log']);
 
 const q = (ident: string): string => `"${ident.replace(/"/g, '""')}"`;
 const insertCopySql = (table: string, placeholder: string): string =>
-  `insert into ${q(table)} select * from json_populate_record(null::${q(table)}, ${placeholder}::json) returning id`;
+  `insert into ${q(table)} select * from json_populate_record(null::${q(table)}, ${placeholder}::json) returning ${keyOf(table)}`;
 
 function newTenant(label: string): TenantFixture {
   const tag = randomUUID().slice(0, 8);
+  const rowIds: Record<string, string> = Object.fromEntries(
+    Object.keys(FIXTURES).map((table) => [table, table === 'do_not_call' ? phone() : randomUUID()]),
+  );
+  rowIds.contact_list_members = rowIds.contacts!;
   return {
     id: randomUUID(),
     slug: `rls-${label}-${tag}`,
     tag,
-    rowIds: Object.fromEntries(Object.keys(FIXTURES).map((table) => [table, randomUUID()])),
+    rowIds,
     spareContactId: randomUUID(),
   };
 }
@@ -162,7 +182,7 @@ describe('row-level security', () => {
       'active',
     ]);
     for (const [table, build] of Object.entries(FIXTURES)) {
-      await ownerInsert(table, { id: t.rowIds[table], tenant_id: t.id, ...build(t, 0) });
+      await ownerInsert(table, { [keyOf(table)]: t.rowIds[table], tenant_id: t.id, ...build(t, 0) });
       if (table === 'contacts')
         await ownerInsert(table, { id: t.spareContactId, tenant_id: t.id, ...build(t, 2) });
     }
@@ -170,20 +190,23 @@ describe('row-level security', () => {
 
   async function rowsOfB(table: string): Promise<string[]> {
     const res = await owner.query<{ r: string }>(
-      `select row_to_json(t)::text as r from ${q(table)} t where ${table === 'tenants' ? 'id' : 'tenant_id'} = $1 order by id`,
+      `select row_to_json(t)::text as r from ${q(table)} t where ${table === 'tenants' ? 'id' : 'tenant_id'} = $1 order by ${table === 'tenants' ? 'id' : keyOf(table)}`,
       [B.id],
     );
     return res.rows.map((r) => r.r);
   }
 
-  /** A copy of tenant t's fixture row in `table` with a fresh id and fresh values for unique columns. */
+  /** A copy of tenant t's fixture row in `table` with a fresh key and fresh values for unique columns. */
   async function copyOf(t: TenantFixture, table: string): Promise<Row> {
-    const res = await owner.query<{ r: Row }>(`select row_to_json(t) as r from ${q(table)} t where id = $1`, [
-      t.rowIds[table],
-    ]);
+    const res = await owner.query<{ r: Row }>(
+      `select row_to_json(t) as r from ${q(table)} t where ${keyOf(table)} = $1`,
+      [t.rowIds[table]],
+    );
     const original = res.rows[0]?.r;
     if (!original) throw new Error(`no fixture row of ${t.slug} in ${table}`);
-    return { ...original, ...FIXTURES[table]!(t, 1), id: randomUUID(), tenant_id: t.id };
+    // Tables keyed by id get a new one; the others get their new key from the builder's variant 1.
+    const freshId = keyOf(table) === 'id' ? { id: randomUUID() } : {};
+    return { ...original, ...FIXTURES[table]!(t, 1), ...freshId, tenant_id: t.id };
   }
 
   beforeAll(async () => {
@@ -272,23 +295,28 @@ describe('row-level security', () => {
 
   describe.each(TABLES)('%s', (table) => {
     const denied = APPEND_ONLY.has(table);
+    const key = keyOf(table);
 
     it("tenant A sees its own rows and none of tenant B's", async () => {
       await withTenant(orm, A.id, async (em) => {
         expect(await count(em, `select count(*) from ${q(table)} where tenant_id = ?`, [B.id])).toBe(0);
-        expect(await count(em, `select count(*) from ${q(table)} where id = ?`, [B.rowIds[table]])).toBe(0);
-        expect(await count(em, `select count(*) from ${q(table)} where id = ?`, [A.rowIds[table]])).toBe(1);
+        expect(await count(em, `select count(*) from ${q(table)} where ${key} = ?`, [B.rowIds[table]])).toBe(
+          0,
+        );
+        expect(await count(em, `select count(*) from ${q(table)} where ${key} = ?`, [A.rowIds[table]])).toBe(
+          1,
+        );
         // Unfiltered, only A's rows come back (not B's, nor those of tenants other test files create).
         expect(await rows(em, `select distinct tenant_id from ${q(table)}`)).toEqual([{ tenant_id: A.id }]);
         expect(await count(em, `select count(*) from ${q(table)}`)).toBe(inserted[table]![A.id]);
       });
     });
 
-    /** Runs `verb ... where <B's rows> returning id` both ways; each must touch nothing (or be refused outright). */
+    /** Runs `verb ... where <B's rows> returning <key>` both ways; each must touch nothing (or be refused outright). */
     async function expectBUntouched(statement: (where: string) => string) {
       const attempts = [
         () => withTenant(orm, A.id, (em) => rows(em, statement('tenant_id = ?'), [B.id])),
-        () => withTenant(orm, A.id, (em) => rows(em, statement('id = ?'), [B.rowIds[table]])),
+        () => withTenant(orm, A.id, (em) => rows(em, statement(`${key} = ?`), [B.rowIds[table]])),
       ];
       for (const attempt of attempts) {
         if (denied) await expect(attempt()).rejects.toThrow(/permission denied/);
@@ -298,18 +326,21 @@ describe('row-level security', () => {
 
     it("tenant A cannot update tenant B's rows", () =>
       expectBUntouched(
-        (where) => `update ${q(table)} set tenant_id = tenant_id where ${where} returning id`,
+        (where) => `update ${q(table)} set tenant_id = tenant_id where ${where} returning ${key}`,
       ));
 
     it('tenant A cannot move its own row into tenant B', async () => {
       const move = withTenant(orm, A.id, (em) =>
-        rows(em, `update ${q(table)} set tenant_id = ? where id = ? returning id`, [B.id, A.rowIds[table]]),
+        rows(em, `update ${q(table)} set tenant_id = ? where ${key} = ? returning ${key}`, [
+          B.id,
+          A.rowIds[table],
+        ]),
       );
       await expect(move).rejects.toThrow(denied ? /permission denied/ : /row-level security/);
     });
 
     it("tenant A cannot delete tenant B's rows", () =>
-      expectBUntouched((where) => `delete from ${q(table)} where ${where} returning id`));
+      expectBUntouched((where) => `delete from ${q(table)} where ${where} returning ${key}`));
 
     it('tenant A cannot insert a row for tenant B (an otherwise valid row)', async () => {
       const copy = await copyOf(B, table);
@@ -336,7 +367,7 @@ describe('row-level security', () => {
       await expect(
         withTenant(orm, A.id, (em) => rows(em, insertCopySql(table, '?'), [json])),
       ).rejects.toThrow(/row-level security/);
-      const after = await owner.query('select 1 from ' + q(table) + ' where id = $1', [copy.id]);
+      const after = await owner.query(`select 1 from ${q(table)} where ${key} = $1`, [copy[key]]);
       expect(after.rowCount).toBe(0);
     });
 

@@ -76,3 +76,39 @@ export const CampaignContactSchema = new EntitySchema<CampaignContact>({
     updatedAt: updatedAtColumn,
   },
 });
+
+/** One dial attempt of a campaign contact (or one stopped before the dial: outcome `not_dialed:*`). */
+export class CampaignAttempt {
+  id: Opt<string> = randomUUID();
+  tenantId!: string;
+  campaignId!: string;
+  contactId!: string;
+  attempt!: number;
+  /** `campaign:<id>:contact:<id>:attempt:<n>`, unique. */
+  attemptKey!: string;
+  callId?: string | null;
+  outcome?: string | null;
+  reason?: string | null;
+  scheduledFor?: Date | null;
+  startedAt!: Opt<Date>;
+  endedAt?: Date | null;
+}
+
+export const CampaignAttemptSchema = new EntitySchema<CampaignAttempt>({
+  class: CampaignAttempt,
+  tableName: 'campaign_attempts',
+  properties: {
+    id: idColumn,
+    tenantId: tenantIdColumn,
+    campaignId: { type: 'uuid' },
+    contactId: { type: 'uuid' },
+    attempt: { type: 'integer' },
+    attemptKey: { type: 'text', unique: true },
+    callId: { type: 'uuid', nullable: true },
+    outcome: { type: 'text', nullable: true },
+    reason: { type: 'text', nullable: true },
+    scheduledFor: { type: 'datetime', nullable: true },
+    startedAt: { type: 'datetime', onCreate: () => new Date() },
+    endedAt: { type: 'datetime', nullable: true },
+  },
+});

@@ -3,7 +3,7 @@ import { AgentSchema, AgentVersionSchema } from './agent';
 import { ApiKeySchema } from './api-key';
 import { AuditLogEntrySchema } from './audit-log';
 import { CallSchema, CallTurnSchema } from './call';
-import { CampaignContactSchema, CampaignSchema } from './campaign';
+import { CampaignAttemptSchema, CampaignContactSchema, CampaignSchema } from './campaign';
 import { ContactSchema } from './contact';
 import { ContactListMemberSchema, ContactListSchema } from './contact-list';
 import { DoNotCallEntrySchema } from './do-not-call';
@@ -44,6 +44,7 @@ export const ENTITY_SCHEMAS = [
   CallTurnSchema,
   CampaignSchema,
   CampaignContactSchema,
+  CampaignAttemptSchema,
   IntegrationSchema,
   CrmSyncRecordSchema,
   UsageRecordSchema,

@@ -31,6 +31,8 @@ export class Migration20261123000000_campaigns extends Migration {
         foreign key (tenant_id, contact_id) references contacts (tenant_id, id) on delete cascade
       );
       create index contact_list_members_contact_idx on contact_list_members (contact_id);
+      -- Contacts are listed newest first, page by page (cursor on created_at, id).
+      create index contacts_tenant_created_idx on contacts (tenant_id, created_at desc, id desc);
       create table do_not_call (
         tenant_id uuid not null references tenants(id) on delete cascade,
         phone_e164 text not null check (phone_e164 ~ '^\\+[1-9][0-9]{6,14}$'),
@@ -127,6 +129,7 @@ export class Migration20261123000000_campaigns extends Migration {
       alter table campaigns drop constraint campaigns_status_check,
         drop column contact_list_id, drop column launched_at, drop column finished_at, drop column summary;`);
     this.addSql('drop table if exists do_not_call;');
+    this.addSql('drop index if exists contacts_tenant_created_idx;');
     this.addSql('drop table if exists contact_list_members;');
     this.addSql('drop table if exists contact_lists;');
   }
