@@ -79,12 +79,8 @@ it('runs every contact to the final state its script and the retry policy give',
     code: 21217,
     message: 'Phone number is not a valid phone number',
   });
-  await withTenant(cs.stack.orm, cs.tenant.tenantId, (em) =>
-    em.execute(
-      `insert into do_not_call (tenant_id, phone_e164, reason) values (?, ?, 'asked not to be called')`,
-      [cs.tenant.tenantId, ON_DNC],
-    ),
-  );
+  const dnc = await cs.api().post('/v1/do-not-call', { phone: ON_DNC, reason: 'asked not to be called' });
+  expect(dnc.status).toBe(201);
 
   const created = await createCampaign(cs, {
     name: 'Appointment reminders',
