@@ -77,21 +77,24 @@ export interface CampaignSettings {
   parkAfterSeconds: number;
 }
 
-export type CampaignStatus = 'draft' | 'running' | 'paused' | 'completed' | 'canceled' | 'failed';
+export const CAMPAIGN_STATUSES = ['draft', 'running', 'paused', 'completed', 'canceled', 'failed'] as const;
+export type CampaignStatus = (typeof CAMPAIGN_STATUSES)[number];
 
 /** campaign_contacts.status */
-export type CampaignContactStatus =
-  | 'pending'
-  | 'in_progress'
-  | 'scheduled'
-  | 'completed'
-  | 'voicemail'
-  | 'no_answer'
-  | 'busy'
-  | 'failed'
-  | 'dnc'
-  | 'canceled'
-  | 'expired';
+export const CAMPAIGN_CONTACT_STATUSES = [
+  'pending',
+  'in_progress',
+  'scheduled',
+  'completed',
+  'voicemail',
+  'no_answer',
+  'busy',
+  'failed',
+  'dnc',
+  'canceled',
+  'expired',
+] as const;
+export type CampaignContactStatus = (typeof CAMPAIGN_CONTACT_STATUSES)[number];
 
 export const FINAL_CONTACT_STATUSES: readonly CampaignContactStatus[] = [
   'completed',

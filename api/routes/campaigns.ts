@@ -12,6 +12,8 @@ import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/clie
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { z } from 'zod';
 import {
+  CAMPAIGN_CONTACT_STATUSES,
+  CAMPAIGN_STATUSES,
   campaignProgressQuery,
   campaignWorkflowId,
   cancelCampaignUpdate,
@@ -54,28 +56,9 @@ import {
 
 export const CAMPAIGN_MANAGERS = ['owner', 'admin', 'campaign_manager'] as const satisfies readonly Role[];
 
-export const CAMPAIGN_STATUSES = [
-  'draft',
-  'running',
-  'paused',
-  'completed',
-  'canceled',
-  'failed',
-] as const satisfies readonly CampaignStatus[];
+export { CAMPAIGN_STATUSES };
 const FINISHED: readonly string[] = ['completed', 'canceled', 'failed'];
-const CONTACT_STATUSES = [
-  'pending',
-  'in_progress',
-  'scheduled',
-  'completed',
-  'voicemail',
-  'no_answer',
-  'busy',
-  'failed',
-  'dnc',
-  'canceled',
-  'expired',
-] as const satisfies readonly CampaignContactStatus[];
+const CONTACT_STATUSES = CAMPAIGN_CONTACT_STATUSES;
 
 /** A CSV sent inline is imported into a new list; larger files go through the contacts API. */
 export const CAMPAIGN_CSV_MAX_BYTES = 5 * 1024 * 1024;
@@ -221,11 +204,9 @@ export const campaignProgressView = z.object({
   counts: countsView.meta({ description: 'Contacts per state, from campaign_contacts' }),
   attempts: z.object({
     total: z.number().meta({ description: 'Dials placed (or under way)' }),
-    notDialed: z
-      .number()
-      .meta({
-        description: 'Attempts stopped before the dial: paused, canceled, or the window closed meanwhile',
-      }),
+    notDialed: z.number().meta({
+      description: 'Attempts stopped before the dial: paused, canceled, or the window closed meanwhile',
+    }),
     byOutcome: z.record(z.string(), z.number()).meta({ description: 'in_progress: not ended yet' }),
   }),
   inFlight: z.number(),
