@@ -199,6 +199,12 @@ export const callStatusSignal =
   defineSignal<[{ status: CallStatus; durationSeconds?: number; answeredBy?: string; callSid?: string }]>(
     'callStatus',
   );
+/**
+ * Sent by an outbound call to the campaign contact workflow that started it as soon as the call has
+ * ended (before post-call analysis and usage): the contact's slot is a live line, not paperwork.
+ */
+export const callOutcomeSignal = defineSignal<[CallWorkflowResult]>('callOutcome');
+
 /** Twilio's async answering-machine detection result (`AnsweredBy`). */
 export const answeredBySignal = defineSignal<[{ answeredBy: string }]>('answeredBy');
 

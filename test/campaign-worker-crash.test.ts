@@ -127,7 +127,8 @@ it('completes after repeated SIGKILLs of its worker, with exactly one calls.crea
       ringTimeoutSeconds: 5,
     },
   });
-  await launchCampaign(cs, created.id, { pageSize: 5 });
+  // Small pages and few per run: the campaign continues as new many times, across the kills too.
+  await launchCampaign(cs, created.id, { pageSize: 5, pagesPerRun: 4 });
   mark('launched');
 
   try {
@@ -174,6 +175,14 @@ it('completes after repeated SIGKILLs of its worker, with exactly one calls.crea
   expect(new Set(attempts.map((a) => a.attempt_key)).size).toBe(attempts.length);
   // At least one retried dial had to ask Twilio whether its call existed (the kill mid-create).
   expect(cs.twilio.requestsTo(/\/Calls\.json$/, 'GET').length).toBeGreaterThan(0);
+
+  // It continued as new several times, each run picking up the contacts in flight.
+  let runs = 0;
+  for await (const _run of cs.stack.temporal.workflow.list({
+    query: `WorkflowId = "campaign:${created.id}"`,
+  }))
+    runs += 1;
+  expect(runs).toBeGreaterThan(3);
 
   const states = await withTenant(cs.stack.orm, cs.tenant.tenantId, (em) =>
     em.execute<{ status: string; n: number }[]>(

@@ -13,6 +13,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  getExternalWorkflowHandle,
   ParentClosePolicy,
   patched,
   proxyActivities,
@@ -34,6 +35,7 @@ import type {
 import {
   MEDIA_STREAM_GONE,
   answeredBySignal,
+  callOutcomeSignal,
   callStatusSignal,
   isMachineAnswer,
   dtmfSignal,
@@ -91,6 +93,8 @@ const DEFAULT_MEDIA_HEARTBEAT_SECONDS = 10;
 
 /** Patch id: the call.ended delivery workflow is started only when an endpoint subscribes to it. */
 const SKIP_WEBHOOK_WITHOUT_SUBSCRIBERS = 'skip-webhook-without-subscribers';
+/** Patch id: an outbound campaign call reports its outcome to its contact workflow when it ends. */
+const REPORT_OUTCOME_TO_CAMPAIGN = 'report-outcome-to-campaign';
 
 /** Twilio sends AnsweredBy within MachineDetectionTimeout (30 s by default); past this it counts as unknown. */
 const AMD_WAIT_MS = 35_000;
@@ -1015,6 +1019,20 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     llmTokens,
     recording: mediaResult?.recording,
   });
+  // A campaign's contact waits for the outcome, not for the analysis: tell it now.
+  const parent = info.parent;
+  if (parent && input.campaignId && patched(REPORT_OUTCOME_TO_CAMPAIGN)) {
+    await getExternalWorkflowHandle(parent.workflowId)
+      .signal(callOutcomeSignal, {
+        callId: input.callId,
+        status,
+        disposition: disposition ?? status,
+        reason: endReason,
+        durationSeconds,
+        slots: engine?.slots ?? {},
+      })
+      .catch(() => undefined);
+  }
   const callAnalysis = !opened
     ? ({ status: 'skipped', reason: 'nobody was spoken with' } as const)
     : await analysis.analyzeCall({

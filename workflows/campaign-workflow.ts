@@ -15,7 +15,6 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  executeChild,
   getExternalWorkflowHandle,
   ParentClosePolicy,
   proxyActivities,
@@ -58,7 +57,7 @@ import {
   type ContactFinished,
   type RetryableOutcome,
 } from '../contracts/campaign';
-import { CALL_QUEUE, callWorkflowId, type CallWorkflowResult } from '../contracts/call';
+import { CALL_QUEUE, callOutcomeSignal, callWorkflowId, type CallWorkflowResult } from '../contracts/call';
 import { SEARCH_ATTRIBUTES } from '../temporal-config/search-attributes';
 import { callWorkflow } from './call-workflow';
 import { workflowNow } from './clock';
@@ -311,6 +310,7 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<Ca
       break;
     }
     const free = settings.maxConcurrentCalls - live();
+    let lastClaimFull = false;
     if (!paused && free > 0) {
       pages += 1;
       const limit = Math.min(free, pageSize);
@@ -324,14 +324,15 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<Ca
         endsAt: input.endsAt,
       });
       nextDueAt = claim.nextDueAt;
+      lastClaimFull = claim.claimed.length === limit;
       await Promise.all(claim.claimed.map((c) => startContact(c.contactId, c.attemptsMade)));
       if (claim.claimed.length === 0 && claim.waiting === 0 && live() === 0) {
         stop = 'done';
         break;
       }
-      // A full page: more may be due right now, claim again while slots remain.
-      if (claim.claimed.length === limit && settings.maxConcurrentCalls - live() > 0) continue;
     }
+    // Checked before claiming again: a campaign whose slots free as fast as it claims must still
+    // continue as new, or its history grows until Temporal terminates it.
     if (
       workflowInfo().historyLength > HISTORY_EVENTS_PER_RUN ||
       workflowInfo().continueAsNewSuggested ||
@@ -340,6 +341,8 @@ export async function campaignWorkflow(input: CampaignWorkflowInput): Promise<Ca
       stop = 'continue';
       break;
     }
+    // A full page: more may be due right now, claim again while slots remain.
+    if (lastClaimFull && !paused && settings.maxConcurrentCalls - live() > 0) continue;
     // Wait for a slot to free, a retry or a window to come due, or a control change.
     const bounds = [IDLE_RECHECK_MS];
     if (nextDueAt) bounds.push(Date.parse(nextDueAt) - workflowNow());
@@ -400,6 +403,11 @@ export async function campaignContactWorkflow(input: CampaignContactInput): Prom
   let lastOutcome: string | undefined;
   let lastCallId: string | undefined;
 
+  let currentCallId: string | undefined;
+  let reported: CallWorkflowResult | undefined;
+  setHandler(callOutcomeSignal, (ended: CallWorkflowResult) => {
+    if (ended.callId === currentCallId) reported = ended;
+  });
   setHandler(contactControlSignal, (control: ContactControl) => {
     controlChanges += 1;
     if (control.type === 'pause') paused = true;
@@ -491,7 +499,9 @@ export async function campaignContactWorkflow(input: CampaignContactInput): Prom
       continue;
     }
 
-    const result: CallWorkflowResult = await executeChild(callWorkflow, {
+    reported = undefined;
+    currentCallId = callId;
+    const call = await startChild(callWorkflow, {
       workflowId: callWorkflowId(callId),
       taskQueue: CALL_QUEUE,
       // A call is never cut off because its contact's bookkeeping went away.
@@ -522,6 +532,12 @@ export async function campaignContactWorkflow(input: CampaignContactInput): Prom
         },
       ],
     });
+    // The outcome comes by signal when the line is released; the call's analysis and usage go on
+    // without holding this contact's slot. (Calls from before that signal existed: their result.)
+    const result: CallWorkflowResult = await Promise.race([
+      call.result(),
+      condition(() => reported !== undefined).then(() => reported!),
+    ]);
     const dialed = result.disposition !== 'not_dialed';
     await db.recordAttemptOutcome({
       tenantId: input.tenantId,
