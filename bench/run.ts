@@ -15,6 +15,9 @@
  *   conversations the one worker sustains. Appended as a second section.
  * - voice (bench/voice-relay.ts, on its own Temporal dev server and a relay process): Parley's share
  *   of a phone turn, inbound frame cost, concurrent calls per relay. Appended as a third section.
+ * - outbound campaign (bench/campaign.ts, on its own Temporal dev server with the api, worker and relay
+ *   as processes): dials per second against the cap, calling-window error, history size, worker
+ *   memory, for CAMPAIGN_BENCH_CONTACTS contacts (default 10,000). Appended as a fourth section.
  */
 import { appendFileSync, chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -35,6 +38,7 @@ import { locateTemporalCli } from '../temporal-config/cli';
 import { startDevServer } from '../temporal-config/dev-server';
 import { createWorkers } from '../workers/create-workers';
 import { startOpenAiPeer } from '../test/peers/openai-peer';
+import { campaignBenchPlan, campaignSection, runCampaignBench } from './campaign';
 import { machine, measure, type Summary } from './stats';
 import { runTextTurnScenarios, textTurnsSection } from './text-turns';
 import { runVoiceRelayBench, voiceRelaySection } from './voice-relay';
@@ -49,6 +53,7 @@ async function main() {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'parley-bench-'));
   chmodSync(dataDir, 0o755);
   const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+  const campaignPlan = campaignBenchPlan(); // a malformed CAMPAIGN_BENCH_* stops here, not an hour in
   const cliPath = await locateTemporalCli({ log });
   // The LLM the text scenarios talk to: local, instant, scripted per request (bench/text-turns.ts).
   const peer = await startOpenAiPeer({ apiKey: PEER_API_KEY });
@@ -198,6 +203,13 @@ async function main() {
       logger,
     });
     const voiceRelay = await runVoiceRelayBench({ databaseUrl: pg.url, cliPath, log });
+    const campaign = await runCampaignBench({
+      databaseUrl: pg.url,
+      postgresDataDir: path.join(dataDir, 'pg'),
+      cliPath,
+      log,
+      plan: campaignPlan,
+    });
 
     const date = new Date().toISOString().slice(0, 10);
     const entry = [
@@ -213,10 +225,11 @@ async function main() {
     ].join('\n');
     const textEntry = textTurnsSection(text, machine(), date);
     const voiceEntry = voiceRelaySection(voiceRelay, machine(), date);
+    const campaignEntry = campaignSection(campaign, machine(), date);
     if (!existsSync(RESULTS))
       writeFileSync(RESULTS, '# Benchmark results\n\nEach run of `npm run bench` appends a section.\n\n');
-    appendFileSync(RESULTS, `${entry}\n${textEntry}\n${voiceEntry}\n`);
-    process.stdout.write(`\n${entry}\n${textEntry}\n${voiceEntry}\n`);
+    appendFileSync(RESULTS, `${entry}\n${textEntry}\n${voiceEntry}\n${campaignEntry}\n`);
+    process.stdout.write(`\n${entry}\n${textEntry}\n${voiceEntry}\n${campaignEntry}\n`);
   } finally {
     server.close();
     for (const w of workers) w.shutdown();

@@ -11,6 +11,7 @@ import { WEEKDAYS, type CallingWindow, type Weekday } from '../contracts/campaig
 import { withTenant } from '../db/tenant-context';
 import { sleep, waitUntil } from '../lib/net';
 import type { OutboundScript } from './peers/twilio-outbound-peer';
+import { addLocalWindow } from './support/local-windows';
 import {
   createCampaign,
   launchCampaign,
@@ -34,50 +35,6 @@ afterAll(async () => {
   await cs?.close();
 });
 
-const local = new Map<string, Intl.DateTimeFormat>();
-/** Weekday and seconds since midnight of `ms` in `zone`. */
-function localClock(ms: number, zone: string): { day: Weekday; seconds: number } {
-  let f = local.get(zone);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-US', {
-      timeZone: zone,
-      weekday: 'short',
-      hour: 'numeric',
-      minute: 'numeric',
-      second: 'numeric',
-      hourCycle: 'h23',
-    });
-    local.set(zone, f);
-  }
-  const parts = Object.fromEntries(f.formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
-  return {
-    day: parts.weekday!.toLowerCase().slice(0, 3) as Weekday,
-    seconds: Number(parts.hour) * 3600 + Number(parts.minute) * 60 + Number(parts.second),
-  };
-}
-
-const hms = (seconds: number) =>
-  [Math.floor(seconds / 3600), Math.floor((seconds % 3600) / 60), seconds % 60]
-    .map((n) => String(n).padStart(2, '0'))
-    .join(':');
-
-/** Adds the real interval [from, to) as local windows of `zone` (split at local midnight). */
-function addWindow(
-  windows: Partial<Record<Weekday, CallingWindow[]>>,
-  zone: string,
-  from: number,
-  to: number,
-) {
-  const start = localClock(from, zone);
-  const end = localClock(to, zone);
-  if (start.day === end.day && end.seconds > start.seconds) {
-    (windows[start.day] ??= []).push({ start: hms(start.seconds), end: hms(end.seconds) });
-  } else {
-    (windows[start.day] ??= []).push({ start: hms(start.seconds), end: '24:00' });
-    if (end.seconds > 0) (windows[end.day] ??= []).push({ start: '00:00', end: hms(end.seconds) });
-  }
-}
-
 interface Zone {
   zone: string;
   area: number | 'tokyo';
@@ -99,7 +56,8 @@ it('runs a few hundred contacts with mixed outcomes to completion, each dialled 
   ];
   const t0 = Math.ceil(Date.now() / 1000) * 1000;
   const windows: Partial<Record<Weekday, CallingWindow[]>> = {};
-  for (const z of zones) if (z.opensIn !== null) addWindow(windows, z.zone, t0 + z.opensIn, t0 + z.closesIn);
+  for (const z of zones)
+    if (z.opensIn !== null) addLocalWindow(windows, z.zone, t0 + z.opensIn, t0 + z.closesIn);
 
   // Scripts by position: what each contact's phone does on each attempt.
   const scripts: OutboundScript[][] = [

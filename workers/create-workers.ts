@@ -67,7 +67,7 @@ export async function createWorkers(options: CreateWorkersOptions): Promise<Proc
         connection: options.connection,
         namespace: options.namespace,
         orm: options.activityDeps.orm,
-        activities: { placeOutboundCall: activities.placeOutboundCall },
+        activities: { placeOutboundCall: (input) => activities.placeOutboundCall(input) },
         logger: options.logger,
       }),
     );
