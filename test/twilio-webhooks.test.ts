@@ -504,8 +504,8 @@ describe('callbacks', () => {
     const result = (await handleOf(callSid).result()) as CallWorkflowResult;
     expect(result.status).toBe('no-answer');
     expect(await signalsReceived(callSid, 2)).toEqual([
-      { name: 'callStatus', input: { status: 'ringing' } },
-      { name: 'callStatus', input: { status: 'completed', durationSeconds: 7 } },
+      { name: 'callStatus', input: { status: 'ringing', callSid } },
+      { name: 'callStatus', input: { status: 'completed', durationSeconds: 7, callSid } },
     ]);
     const [row] = await callRows(callSid);
     expect(row).toMatchObject({ status: 'no-answer' });
@@ -523,7 +523,7 @@ describe('callbacks', () => {
     const res = await twilioPost('/twilio/amd', { CallSid: callSid, AnsweredBy: 'machine_start' });
     expect(res.status).toBe(204);
     expect(await signalsReceived(callSid, 1)).toEqual([
-      { name: 'callStatus', input: { status: 'in-progress', answeredBy: 'machine_start' } },
+      { name: 'answeredBy', input: { answeredBy: 'machine_start' } },
     ]);
   });
 
@@ -587,7 +587,7 @@ describe('callbacks', () => {
       callSid,
     });
     expect(await signalsReceived(callSid, 1)).toEqual([
-      { name: 'callStatus', input: { status: 'in-progress' } },
+      { name: 'callStatus', input: { status: 'in-progress', callSid } },
     ]);
 
     const unknown = await twilioPost(
@@ -596,6 +596,68 @@ describe('callbacks', () => {
     );
     expect(unknown.status).toBe(200);
     expect(spokenOf(unknown.text)).toBe('Sorry, the number you dialled is not in service.');
+  });
+
+  it('outbound call answered before the dialer wrote its CallSid: found by the callId in the URL, CallSid recorded', async () => {
+    const callId = randomUUID();
+    const workflowId = callWorkflowId(callId);
+    await stack.temporal.workflow.start(CALL_WORKFLOW, {
+      workflowId,
+      taskQueue: CALL_QUEUE,
+      args: [
+        {
+          callId,
+          tenantId: tenant.tenantId,
+          agentId: bookingAgentId,
+          agentVersionId: (
+            await request(stack.app).get(`/v1/agents/${bookingAgentId}`).set(bearer(tenant.token))
+          ).body.publishedVersionId,
+          direction: 'outbound',
+          channel: 'voice',
+          from: line,
+          to: '+14155550198',
+        } satisfies CallWorkflowInput,
+      ],
+    });
+    const callSid = newCallSid();
+    startedSids.push(callSid);
+    const db = await ownerClient(stack.config);
+    try {
+      for (let i = 0; i < 100; i++) {
+        const { rows } = await db.query('select 1 from calls where id = $1', [callId]);
+        if (rows.length > 0) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // Signed over the URL with its query, as Twilio signs the Url the create gave it.
+      const path = `/twilio/voice?callId=${callId}`;
+      const res = await twilioPost(
+        path,
+        inboundForm(callSid, '+14155550198', { Direction: 'outbound-api', From: line }),
+      );
+      expect(res.status).toBe(200);
+      expect(verifyStreamToken(stack.config.STREAM_TOKEN_SECRET, streamOf(res.text).token)).toMatchObject({
+        callId,
+        workflowId,
+        callSid,
+      });
+      const { rows } = await db.query<{ provider_call_sid: string }>(
+        'select provider_call_sid from calls where id = $1',
+        [callId],
+      );
+      expect(rows).toEqual([{ provider_call_sid: callSid }]);
+      // Another CallSid claiming the same call id is refused: the call already has its CallSid.
+      const other = await twilioPost(
+        path,
+        inboundForm(newCallSid(), '+14155550198', { Direction: 'outbound-api', From: line }),
+      );
+      expect(spokenOf(other.text)).toBe('Sorry, the number you dialled is not in service.');
+    } finally {
+      await db.end();
+      await stack.temporal.workflow
+        .getHandle(workflowId)
+        .terminate('test over')
+        .catch(() => undefined);
+    }
   });
 });
 
