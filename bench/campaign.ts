@@ -1354,7 +1354,7 @@ export function campaignSection(r: CampaignBenchResults, machineLine: string, da
     '',
     `- Concurrency ${plan.concurrency}: live calls at the peer max **${d.maxLiveCalls}**, p50 ${f(r.liveCalls.p50, 0)} in the steady phase; contacts in flight (the campaign’s query, every second) p50 ${f(r.inFlight.p50, 0)}, max ${f(r.inFlight.max, 0)}. ` +
       `By Little’s law a dial holds a contact slot ≈ ${f(r.inFlight.p50 / Math.max(1e-9, d.steady.rate), 1)} s, of which its call is live at the peer ≈ ${f(r.liveCalls.p50 / Math.max(1e-9, d.steady.rate), 1)} s ` +
-      '(the rest: the contact’s and the call’s workflow steps before the dial and the call workflow’s post-call work, which its contact awaits, plus retry backoffs).',
+      '(the rest: the contact’s and the call’s workflow steps before the dial and after the hang-up up to the call’s outcome signal — post-call analysis and usage no longer hold the slot — plus the 1 s retry backoffs, during which a contact keeps its slot).',
     `- CPU cost: the stack (worker, api, relay, Temporal, PostgreSQL) spent **${f(stackCost(r).perDial, 3)} CPU s per dial** over the campaign; at that cost the machine’s ${os.cpus().length} cores could carry ≈ ${f(stackCost(r).ceiling, 1)} dials/s with nothing else running.`,
     `- Backlogs in the steady phase (DescribeTaskQueue \`reportStats\`, every second; p50 / max): dial activities waiting on \`dialer.<id>\` ${f(r.backlog.dialer.p50, 0)} / ${f(r.backlog.dialer.max, 0)}; ` +
       `workflow tasks on \`calls\` ${f(r.backlog.calls.p50, 0)} / ${f(r.backlog.calls.max, 0)}, on \`campaigns\` ${f(r.backlog.campaigns.p50, 0)} / ${f(r.backlog.campaigns.max, 0)}.`,
