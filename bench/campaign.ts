@@ -49,7 +49,7 @@ import { DEV_SERVER_DYNAMIC_CONFIG, startDevServer, type DevServer } from '../te
 import { startOpenAiPeer, type OpenAiPeer } from '../test/peers/openai-peer';
 import { OutboundTwilioPeer, type OutboundScript } from '../test/peers/twilio-outbound-peer';
 import { addLocalWindow } from '../test/support/local-windows';
-import { CLOCK_TICKS_PER_SECOND, machine, percentile, procCpuSeconds, progress } from './stats';
+import { machine, machineCpuSeconds, percentile, procCpuSeconds, progress, rssBytes } from './stats';
 
 const ROOT = path.resolve(__dirname, '..');
 /**
@@ -325,29 +325,6 @@ async function spawnParley(opts: {
 
 // ------------------------------------------------------------------------------------------------
 // /proc
-
-/** CPU seconds of the whole machine from /proc/stat: busy (user, nice, system, irq, softirq) and stolen. */
-function machineCpuSeconds(): { busy: number; steal: number } {
-  try {
-    const [cpu] = readFileSync('/proc/stat', 'utf8').split('\n');
-    const [user, nice, system, , , irq, softirq, steal] = cpu!.trim().split(/\s+/).slice(1).map(Number);
-    const busy = (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0);
-    return { busy: busy / CLOCK_TICKS_PER_SECOND, steal: (steal ?? 0) / CLOCK_TICKS_PER_SECOND };
-  } catch {
-    return { busy: NaN, steal: NaN };
-  }
-}
-
-/** Resident memory of a process in bytes (VmRSS), NaN when it is gone or there is no /proc. */
-function rssBytes(pid: number | undefined): number {
-  if (!pid) return NaN;
-  try {
-    const kb = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-    return kb ? Number(kb) * 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
 
 /**
  * This bench's PostgreSQL: the postmaster named in its data directory's postmaster.pid and its

@@ -94,3 +94,30 @@ export function procCpuSeconds(match: (pid: number, comm: string) => boolean): n
     return NaN;
   }
 }
+
+/**
+ * CPU seconds of the whole machine from /proc/stat's `cpu` line: busy (user, nice, system, irq, softirq:
+ * every process and the kernel's network work) and steal (time the hypervisor gave this VM's CPUs to
+ * someone else: on a shared host, the machine itself got slower). NaN without /proc.
+ */
+export function machineCpuSeconds(): { busy: number; steal: number } {
+  try {
+    const [cpu] = readFileSync('/proc/stat', 'utf8').split('\n');
+    const [user, nice, system, , , irq, softirq, steal] = cpu!.trim().split(/\s+/).slice(1).map(Number);
+    const busy = (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0);
+    return { busy: busy / CLOCK_TICKS_PER_SECOND, steal: (steal ?? 0) / CLOCK_TICKS_PER_SECOND };
+  } catch {
+    return { busy: NaN, steal: NaN };
+  }
+}
+
+/** Resident memory of a process in bytes (VmRSS), NaN when it is gone or there is no /proc. */
+export function rssBytes(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const kb = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb ? Number(kb) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}

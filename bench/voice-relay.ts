@@ -29,7 +29,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter, setMaxListeners } from 'node:events';
-import { appendFileSync, chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import type http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -65,8 +65,8 @@ import { PEER_SPEECH_MS_PER_CHAR, startOpenAiPeer, type OpenAiPeer } from '../te
 import { TwilioPeer } from '../test/peers/twilio-peer';
 import { createWorkers, type ProcessWorker } from '../workers/create-workers';
 import {
-  CLOCK_TICKS_PER_SECOND,
   machine,
+  machineCpuSeconds,
   percentile,
   procCpuSeconds,
   progress,
@@ -145,22 +145,6 @@ function keepPeerReplies(peer: OpenAiPeer, n: number): void {
   peer.requests.length = 0;
   peer.transcriptionRequests.length = 0;
   peer.speechRequests.length = 0;
-}
-
-/**
- * CPU seconds of the whole machine from /proc/stat's `cpu` line: busy (user, nice, system, irq, softirq:
- * every process and the kernel's network work) and steal (time the hypervisor gave this VM's CPUs to
- * someone else: on a shared host, the machine itself got slower). NaN without /proc.
- */
-function machineCpuSeconds(): { busy: number; steal: number } {
-  try {
-    const [cpu] = readFileSync('/proc/stat', 'utf8').split('\n');
-    const [user, nice, system, , , irq, softirq, steal] = cpu!.trim().split(/\s+/).slice(1).map(Number);
-    const busy = (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0);
-    return { busy: busy / CLOCK_TICKS_PER_SECOND, steal: (steal ?? 0) / CLOCK_TICKS_PER_SECOND };
-  } catch {
-    return { busy: NaN, steal: NaN };
-  }
 }
 
 interface CpuSnapshot {
