@@ -4,6 +4,9 @@
  * uses it to refuse a campaign whose windows never open.
  */
 import { WEEKDAYS, type CallingWindow, type Weekday } from './campaign';
+import { wallTimeIn, zonedTimeToInstant } from './zoned-time';
+
+export { isTimeZone } from './zoned-time';
 
 const TIME = /^([01]\d|2[0-4]):([0-5]\d)(?::([0-5]\d))?$/;
 
@@ -31,69 +34,34 @@ export function windowsEverOpen(windows: Partial<Record<Weekday, CallingWindow[]
   return WEEKDAYS.some((day) => (windows[day] ?? []).some((w) => windowProblem(w) === undefined));
 }
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
-function formatter(timeZone: string): Intl.DateTimeFormat {
-  let found = formatters.get(timeZone);
-  if (!found) {
-    found = new Intl.DateTimeFormat('en-US', {
-      timeZone,
-      hourCycle: 'h23',
-      year: 'numeric',
-      month: 'numeric',
-      day: 'numeric',
-      hour: 'numeric',
-      minute: 'numeric',
-      second: 'numeric',
-    });
-    formatters.set(timeZone, found);
-  }
-  return found;
-}
-
-/** True when `timeZone` is an IANA zone this runtime knows. */
-export function isTimeZone(timeZone: string): boolean {
-  try {
-    formatter(timeZone);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-interface LocalParts {
-  year: number;
-  month: number;
-  day: number;
-  seconds: number;
-}
-
-function localParts(ms: number, timeZone: string): LocalParts {
-  const parts: Record<string, number> = {};
-  for (const part of formatter(timeZone).formatToParts(new Date(ms))) {
-    if (part.type !== 'literal') parts[part.type] = Number(part.value);
-  }
+/** Local date and seconds since local midnight of `ms` in `timeZone`. */
+function localParts(
+  ms: number,
+  timeZone: string,
+): { year: number; month: number; day: number; seconds: number } {
+  const wall = wallTimeIn(new Date(ms), timeZone);
   return {
-    year: parts.year!,
-    month: parts.month!,
-    day: parts.day!,
-    seconds: (parts.hour! % 24) * 3600 + parts.minute! * 60 + parts.second!,
+    year: wall.year,
+    month: wall.month,
+    day: wall.day,
+    seconds: wall.hour * 3600 + wall.minute * 60 + wall.second,
   };
 }
 
-/** Offset of the zone from UTC at instant `ms`, in ms (local = utc + offset). */
-function zoneOffset(ms: number, timeZone: string): number {
-  const p = localParts(ms, timeZone);
-  const asUtc = Date.UTC(p.year, p.month - 1, p.day) + p.seconds * 1000;
-  return asUtc - Math.floor(ms / 1000) * 1000;
-}
-
-/** The instant of a local wall-clock time (a time skipped by a DST jump lands just after it). */
+/** The instant of a local wall-clock time on a date, `seconds` since its midnight (24:00 is the next midnight). */
 function localToInstant(year: number, month: number, day: number, seconds: number, timeZone: string): number {
-  const wall = Date.UTC(year, month - 1, day) + seconds * 1000;
-  let guess = wall - zoneOffset(wall, timeZone);
-  guess = wall - zoneOffset(guess, timeZone);
-  return guess;
+  const date = new Date(Date.UTC(year, month - 1, day) + seconds * 1000);
+  return zonedTimeToInstant(
+    {
+      year: date.getUTCFullYear(),
+      month: date.getUTCMonth() + 1,
+      day: date.getUTCDate(),
+      hour: date.getUTCHours(),
+      minute: date.getUTCMinutes(),
+      second: date.getUTCSeconds(),
+    },
+    timeZone,
+  );
 }
 
 export interface WindowSpan {
