@@ -5,17 +5,25 @@
  */
 import { createHash } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
-import type { MikroORM } from '@mikro-orm/postgresql';
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { agentDefinitionSchema, type AgentDefinition } from '../contracts/agent-definition';
 import type { CallChannel, CallDirection, CallStatus, TranscriptEntry } from '../contracts/call';
+import { billableSeconds } from '../contracts/plans';
 import { Agent, AgentVersion } from '../db/entities';
 import { withTenant } from '../db/tenant-context';
+import type { CrmProviderName } from './crm/types';
 
 export interface CallRecordDeps {
   orm: MikroORM;
 }
 
 /** A stable UUID from a name (UUIDv5-style, SHA-1): business ids become row ids. */
+/** Talk seconds rounded up to the tenant's plan's billing increment. */
+async function planRounded(em: EntityManager, tenantId: string, seconds: number): Promise<number> {
+  const [tenant] = await em.execute<{ plan: string }[]>(`select plan from tenants where id = ?`, [tenantId]);
+  return billableSeconds(tenant?.plan ?? 'free', seconds);
+}
+
 export function uuidFromName(name: string): string {
   const hash = createHash('sha1').update(`parley:${name}`).digest();
   hash[6] = (hash[6]! & 0x0f) | 0x50;
@@ -210,7 +218,7 @@ export function createCallRecordActivities({ orm }: CallRecordDeps) {
       llmTokens: number;
       /** Relative to the recording store (RECORDINGS_DIR). */
       recording?: { path: string; seconds: number };
-    }): Promise<{ webhookSubscribers: number }> {
+    }): Promise<{ webhookSubscribers: number; crmProviders?: CrmProviderName[]; billedByStripe?: boolean }> {
       return withTenant(orm, input.tenantId, async (em) => {
         await em.execute(
           `update calls set status = ?, disposition = ?, end_reason = ?, ended_at = ?, duration_seconds = ?,
@@ -234,7 +242,20 @@ export function createCallRecordActivities({ orm }: CallRecordDeps) {
         const [subscribers] = await em.execute<{ n: number }[]>(
           `select count(*)::int as n from webhook_endpoints where enabled and 'call.ended' = any(events)`,
         );
-        return { webhookSubscribers: subscribers?.n ?? 0 };
+        // The CRMs to tell about the call (connected ones; a broken one records its failure), and
+        // whether the tenant's usage goes to Stripe.
+        const crm = await em.execute<{ provider: CrmProviderName }[]>(
+          `select provider from integrations where status <> 'disconnected' order by provider`,
+        );
+        const [tenant] = await em.execute<{ stripe_customer_id: string | null }[]>(
+          `select stripe_customer_id from tenants where id = ?`,
+          [input.tenantId],
+        );
+        return {
+          webhookSubscribers: subscribers?.n ?? 0,
+          crmProviders: crm.map((r) => r.provider),
+          billedByStripe: Boolean(tenant?.stripe_customer_id),
+        };
       });
     },
 
@@ -265,20 +286,37 @@ export function createCallRecordActivities({ orm }: CallRecordDeps) {
       periodStart: string;
     }): Promise<{ usageRecordId: string }> {
       const usageRecordId = uuidFromName(`usage:${input.callId}`);
-      await withTenant(orm, input.tenantId, (em) =>
-        em.execute(
-          `insert into usage_records (id, tenant_id, call_id, kind, quantity, llm_tokens, period_start)
-           values (?, ?, ?, 'call_seconds', ?, ?, ?) on conflict (call_id, kind) do nothing`,
+      await withTenant(orm, input.tenantId, async (em) => {
+        // Talk seconds, and what they bill once rounded up to the plan's increment.
+        await em.execute(
+          `insert into usage_records (id, tenant_id, call_id, kind, quantity, billable_quantity, llm_tokens, period_start)
+           values (?, ?, ?, 'call_seconds', ?, ?, ?, ?) on conflict (call_id, kind) do nothing`,
           [
             usageRecordId,
             input.tenantId,
             input.callId,
             input.billableSeconds,
+            await planRounded(em, input.tenantId, input.billableSeconds),
             input.llmTokens,
             input.periodStart,
           ],
-        ),
-      );
+        );
+        // LLM tokens are metered as their own record (their own meter event identifier).
+        if (input.llmTokens > 0) {
+          await em.execute(
+            `insert into usage_records (id, tenant_id, call_id, kind, quantity, billable_quantity, period_start)
+             values (?, ?, ?, 'llm_tokens', ?, ?, ?) on conflict (call_id, kind) do nothing`,
+            [
+              uuidFromName(`usage:${input.callId}:llm_tokens`),
+              input.tenantId,
+              input.callId,
+              input.llmTokens,
+              input.llmTokens,
+              input.periodStart,
+            ],
+          );
+        }
+      });
       return { usageRecordId };
     },
   };

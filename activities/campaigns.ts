@@ -241,8 +241,15 @@ export function createCampaignActivities({ orm }: CampaignActivityDeps) {
         }
         if (await isDoNotCall(em, contact.phone_e164)) return { outcome: 'dnc' };
         const [tenant] = await em.execute<
-          { status: string; plan: string; settings: Record<string, unknown> | null }[]
-        >(`select status, plan, settings from tenants where id = ?`, [input.tenantId]);
+          { status: string; plan: string; settings: Record<string, unknown> | null; billing_status: string }[]
+        >(`select status, plan, settings, billing_status from tenants where id = ?`, [input.tenantId]);
+        if (tenant?.billing_status === 'suspended') {
+          return {
+            outcome: 'quota',
+            retryAfterSeconds: 300,
+            reason: 'outbound calling is suspended for an unpaid invoice',
+          };
+        }
         if (!tenant || tenant.status !== 'active') {
           return {
             outcome: 'quota',
@@ -279,8 +286,14 @@ export function createCampaignActivities({ orm }: CampaignActivityDeps) {
         if (admission.outcome === 'rejected') {
           return {
             outcome: 'quota',
-            retryAfterSeconds: 5,
-            reason: `the tenant has ${admission.live} of ${admission.limit} lines in use`,
+            // Lines free up within seconds; minutes and billing take an upgrade or a payment.
+            retryAfterSeconds: admission.reason === 'concurrency_limit' ? 5 : 300,
+            reason:
+              admission.reason === 'concurrency_limit'
+                ? `the tenant has ${admission.live} of ${admission.limit} lines in use`
+                : admission.reason === 'minutes_exhausted'
+                  ? "the plan's included minutes for the month are used up"
+                  : 'outbound calling is suspended for an unpaid invoice',
           };
         }
         await em.execute(

@@ -14,7 +14,12 @@ import { withTenant } from '../db/tenant-context';
 import { openSecret, type EncryptionKeyRing } from '../lib/secret-box';
 
 /** Every event a tenant can subscribe an endpoint to. */
-export const WEBHOOK_EVENTS = ['call.ended'] as const;
+export const WEBHOOK_EVENTS = [
+  'call.ended',
+  'billing.payment_failed',
+  'billing.outbound_suspended',
+  'billing.outbound_reinstated',
+] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
 export const SIGNATURE_HEADER = 'Parley-Signature';

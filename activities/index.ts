@@ -3,10 +3,18 @@
  * `Activities` as a type only.
  */
 import type { MikroORM } from '@mikro-orm/postgresql';
+import type Stripe from 'stripe';
 import type twilio from 'twilio';
 import type { Config } from '../config';
+import {
+  billingSettingsFrom,
+  createBillingActivities,
+  createStripeClient,
+  type BillingSettings,
+} from './billing';
 import { createCallRecordActivities } from './call-records';
 import { createCampaignActivities } from './campaigns';
+import { createCrmSyncActivities, crmClientConfigFrom, type CrmClientConfig } from './crm-sync';
 import { createCustomerWebhookActivities } from './customer-webhooks';
 import { createDialerActivities } from './dialer';
 import { createLlmActivities, createLlmClients, type LlmClients } from './llm';
@@ -24,6 +32,11 @@ export interface ActivityDeps {
   fetchImpl?: typeof fetch;
   /** Where Twilio reaches the api: outbound calls name their webhooks under it. */
   publicBaseUrl: string;
+  /** CRM clients' endpoints and the Salesforce connected app. */
+  crm: CrmClientConfig;
+  /** Absent when STRIPE_SECRET_KEY is unset: usage is recorded, not sent. */
+  stripe?: Stripe;
+  billing: BillingSettings;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -52,6 +65,13 @@ export function createActivities(deps: ActivityDeps) {
       encryptionKeys: deps.encryptionKeys,
       fetchImpl: deps.fetchImpl,
     }),
+    ...createCrmSyncActivities({
+      orm: deps.orm,
+      encryptionKeys: deps.encryptionKeys,
+      crm: deps.crm,
+      publicBaseUrl: deps.publicBaseUrl,
+    }),
+    ...createBillingActivities({ orm: deps.orm, stripe: deps.stripe, billing: deps.billing }),
   };
 }
 
@@ -64,6 +84,11 @@ export function activityDepsFromConfig(config: Config, orm: MikroORM): ActivityD
     llmClients: llmClientsFromConfig(config),
     encryptionKeys: config.ENCRYPTION_KEYS,
     publicBaseUrl: config.PUBLIC_BASE_URL,
+    crm: crmClientConfigFrom(config),
+    billing: billingSettingsFrom(config),
+    stripe: config.STRIPE_SECRET_KEY
+      ? createStripeClient(config.STRIPE_SECRET_KEY, config.STRIPE_API_BASE_URL)
+      : undefined,
     twilio:
       config.TWILIO_ACCOUNT_SID && config.TWILIO_AUTH_TOKEN
         ? createTwilioClient({

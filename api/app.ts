@@ -14,12 +14,14 @@ import { ApiRouter } from './routing';
 import { registerAgentRoutes } from './routes/agents';
 import { registerApiKeyRoutes } from './routes/api-keys';
 import { registerAuthRoutes } from './routes/auth';
+import { createStripeWebhookRouter, registerBillingRoutes } from './routes/billing';
 import { registerCallRoutes } from './routes/calls';
 import { CAMPAIGN_CREATE_BODY_LIMIT, registerCampaignRoutes } from './routes/campaigns';
 import { documentContactImports, registerContactRoutes } from './routes/contacts';
 import { registerConversationRoutes } from './routes/conversations';
 import { registerDoNotCallRoutes } from './routes/do-not-call';
 import { registerHealthRoutes } from './routes/health';
+import { registerIntegrationRoutes } from './routes/integrations';
 import { registerPhoneNumberRoutes } from './routes/phone-numbers';
 import { registerTestCallRoutes } from './routes/test-calls';
 import { createTwilioWebhookRouter } from './routes/twilio-webhooks';
@@ -51,6 +53,8 @@ export function createApp(deps: ApiDeps): Express {
     });
     next();
   });
+  // Stripe signs the raw bytes: its webhook reads the body itself, before any JSON parsing.
+  app.use('/stripe', createStripeWebhookRouter(deps));
   // A campaign may bring its contacts as an inline CSV (up to 5 MB): its own, larger body limit.
   app.post('/v1/campaigns', express.json({ limit: CAMPAIGN_CREATE_BODY_LIMIT }));
   app.use(express.json({ limit: deps.config.API_BODY_LIMIT }));
@@ -72,6 +76,8 @@ export function createApp(deps: ApiDeps): Express {
   registerDoNotCallRoutes(api, deps);
   registerCampaignRoutes(api, deps);
   registerTestCallRoutes(api, deps);
+  registerIntegrationRoutes(api, deps);
+  registerBillingRoutes(api, deps);
   app.use(api.router);
 
   const openApi = buildOpenApiDocument(api.operations, {

@@ -74,6 +74,13 @@ export class TooManyRequestsError extends AppError {
   }
 }
 
+/** The plan or the account's billing standing does not allow this (402). */
+export class PaymentRequiredError extends AppError {
+  constructor(code: string, message: string, details?: Record<string, unknown>) {
+    super(402, code, message, details);
+  }
+}
+
 export class ServiceUnavailableError extends AppError {
   constructor(code: string, message: string, cause?: unknown) {
     super(503, code, message, undefined, { cause });

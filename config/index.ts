@@ -155,6 +155,65 @@ export const configSchema = z
     /** Where the Twilio REST client sends requests; set only to point at a local peer. */
     TWILIO_API_BASE_URL: httpUrl.optional(),
 
+    /** Stripe secret key (sk_live_… / sk_test_…); unset: usage is recorded but not billed. */
+    STRIPE_SECRET_KEY: optionalString.refine((v) => v === undefined || /^(sk|rk)_(test|live)_/.test(v), {
+      message: 'must be a Stripe secret key (sk_test_…, sk_live_…, rk_…)',
+    }),
+    /** Only to point the Stripe client at a local peer such as stripe-mock (http://127.0.0.1:12111). */
+    STRIPE_API_BASE_URL: httpUrl.optional(),
+    /** Signing secret of the Stripe webhook endpoint (whsec_…); unset: the webhook refuses every event. */
+    STRIPE_WEBHOOK_SECRET: optionalString,
+    /** The metered price each plan's subscription carries: free=price_…,pro=price_…,enterprise=price_…. */
+    STRIPE_PLAN_PRICES: z
+      .string()
+      .optional()
+      .transform((v, ctx) => {
+        const prices: Partial<Record<'free' | 'pro' | 'enterprise', string>> = {};
+        for (const pair of (v ?? '')
+          .split(',')
+          .map((p) => p.trim())
+          .filter(Boolean)) {
+          const [plan, price] = pair.split('=');
+          if ((plan !== 'free' && plan !== 'pro' && plan !== 'enterprise') || !price) {
+            ctx.addIssue({
+              code: 'custom',
+              message: 'must look like free=price_1,pro=price_2,enterprise=price_3',
+            });
+            return z.NEVER;
+          }
+          prices[plan] = price;
+        }
+        return prices;
+      }),
+    /** Billing Meter event names: talk seconds and LLM tokens. */
+    STRIPE_SECONDS_METER_EVENT: z.string().min(1).default('parley_call_seconds'),
+    STRIPE_TOKENS_METER_EVENT: z.string().min(1).default('parley_llm_tokens'),
+    /** Dunning: seconds between payment retries, how many, the grace before outbound is suspended. */
+    BILLING_PAYMENT_RETRY_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .default(3 * 24 * 3600),
+    BILLING_PAYMENT_RETRIES: z.coerce.number().int().min(0).max(20).default(3),
+    BILLING_GRACE_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .default(7 * 24 * 3600),
+    BILLING_MAX_WAIT_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .default(60 * 24 * 3600),
+
+    /** Only to point the HubSpot client at a local peer; unset: https://api.hubapi.com. */
+    HUBSPOT_API_BASE_URL: httpUrl.optional(),
+    /** Salesforce connected app, used to refresh a tenant's access token when it expires. */
+    SALESFORCE_CLIENT_ID: optionalString,
+    SALESFORCE_CLIENT_SECRET: optionalString,
+    /** Where tokens are refreshed: https://login.salesforce.com (or test.salesforce.com, or a peer). */
+    SALESFORCE_LOGIN_URL: httpUrl.default('https://login.salesforce.com'),
+
     ENCRYPTION_KEYS: z
       .string()
       .default(DEV_ENCRYPTION_KEYS)

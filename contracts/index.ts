@@ -5,3 +5,5 @@
 export * from './tenant-provisioning';
 export * from '../temporal-config/task-queues';
 export { SEARCH_ATTRIBUTES } from '../temporal-config/search-attributes';
+export * from './crm';
+export * from './billing';

@@ -9,9 +9,14 @@
  * hold no line), started within the last five hours: no call outlives the longest allowed
  * (`maxCallDurationSeconds` ≤ 4 h), so a row left live by a workflow that was terminated by hand
  * stops holding a line. The predicate matches the partial index `calls_tenant_live_idx`.
+ *
+ * The plan's quotas are checked in the same place: a plan without overage (free) takes no call
+ * once its included minutes of the month (in the tenant's zone) are used, and a tenant whose
+ * outbound calling billing suspended places no outbound call.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { CallChannel, CallDirection } from '../contracts/call';
+import { planLimits } from '../contracts/plans';
 
 export interface NewCall {
   id: string;
@@ -30,11 +35,14 @@ export interface NewCall {
   attemptKey?: string;
 }
 
+/** Why a call was refused: lines in use, the month's included minutes used up, or billing suspension. */
+export type AdmissionRefusal = 'concurrency_limit' | 'minutes_exhausted' | 'billing_suspended';
+
 export type Admission =
   /** A new row, status `ringing`. */
   | { outcome: 'admitted' }
-  /** Over the limit; with `recorded`, a `rejected` row now says so in the calls list. */
-  | { outcome: 'rejected'; limit: number; live: number; recorded: boolean }
+  /** Refused; with `recorded`, a `rejected` row now says so (and why) in the calls list. */
+  | { outcome: 'rejected'; reason: AdmissionRefusal; limit: number; live: number; recorded: boolean }
   /** The row was there already (a retried webhook): whatever was decided then stands. */
   | { outcome: 'existing'; status: string };
 
@@ -59,9 +67,12 @@ export async function admitCall(
   );
   if (seen?.existing) return { outcome: 'existing', status: seen.existing };
   const live = seen?.live ?? 0;
-  const admitted = live < options.limit;
-  if (!admitted && !options.recordRejection) {
-    return { outcome: 'rejected', limit: options.limit, live, recorded: false };
+  const refusal: AdmissionRefusal | undefined =
+    (await quotaRefusal(em, call.tenantId, call.direction)) ??
+    (live < options.limit ? undefined : 'concurrency_limit');
+  const admitted = refusal === undefined;
+  if (refusal && !options.recordRejection) {
+    return { outcome: 'rejected', reason: refusal, limit: options.limit, live, recorded: false };
   }
   await em.execute(
     `insert into calls (id, tenant_id, workflow_id, agent_id, agent_version_id, direction, channel,
@@ -84,12 +95,35 @@ export async function admitCall(
       call.attemptKey ?? null,
       admitted ? 'ringing' : 'rejected',
       admitted ? null : 'rejected',
-      admitted ? null : 'concurrency_limit',
+      refusal ?? null,
     ],
   );
-  return admitted
-    ? { outcome: 'admitted' }
-    : { outcome: 'rejected', limit: options.limit, live, recorded: true };
+  return refusal
+    ? { outcome: 'rejected', reason: refusal, limit: options.limit, live, recorded: true }
+    : { outcome: 'admitted' };
+}
+
+/** The plan's quota or the billing standing, if either forbids a new call now. */
+async function quotaRefusal(
+  em: EntityManager,
+  tenantId: string,
+  direction: CallDirection,
+): Promise<AdmissionRefusal | undefined> {
+  const [tenant] = await em.execute<{ plan: string; billing_status: string; time_zone: string }[]>(
+    `select plan, billing_status, time_zone from tenants where id = ?`,
+    [tenantId],
+  );
+  if (!tenant) return undefined;
+  if (direction === 'outbound' && tenant.billing_status === 'suspended') return 'billing_suspended';
+  const limits = planLimits(tenant.plan);
+  if (limits.overageCentsPerMinute !== null) return undefined;
+  const [used] = await em.execute<{ seconds: string | null }[]>(
+    `select sum(coalesce(billable_quantity, quantity)) as seconds from usage_records
+      where tenant_id = ? and kind = 'call_seconds'
+        and period_start >= (date_trunc('month', now() at time zone ?) at time zone ?)`,
+    [tenantId, tenant.time_zone, tenant.time_zone],
+  );
+  return Number(used?.seconds ?? 0) >= limits.includedMinutes * 60 ? 'minutes_exhausted' : undefined;
 }
 
 /** An admitted call whose workflow could not be started: it frees its line and says why. */

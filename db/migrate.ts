@@ -18,6 +18,7 @@ export const SECURITY_DEFINER_FUNCTIONS = [
   'parley_call_by_provider_sid(text)',
   'parley_call_by_id(uuid)',
   'parley_dialing_campaigns()',
+  'parley_billing_period_by_invoice(text)',
 ] as const;
 
 function quoteIdent(name: string): string {

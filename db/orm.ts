@@ -11,6 +11,7 @@ import { Migration20261121000000_initial } from './migrations/Migration202611210
 import { Migration20261121100000_call_outcome } from './migrations/Migration20261121100000_call_outcome';
 import { Migration20261122000000_voice } from './migrations/Migration20261122000000_voice';
 import { Migration20261123000000_campaigns } from './migrations/Migration20261123000000_campaigns';
+import { Migration20261124000000_crm_billing } from './migrations/Migration20261124000000_crm_billing';
 
 export { MikroORM };
 export type { EntityManager } from '@mikro-orm/postgresql';
@@ -20,6 +21,7 @@ export const MIGRATIONS = [
   { name: 'Migration20261121100000_call_outcome', class: Migration20261121100000_call_outcome },
   { name: 'Migration20261122000000_voice', class: Migration20261122000000_voice },
   { name: 'Migration20261123000000_campaigns', class: Migration20261123000000_campaigns },
+  { name: 'Migration20261124000000_crm_billing', class: Migration20261124000000_crm_billing },
 ];
 
 export function ormOptions(clientUrl: string, poolMax: number): Options {

@@ -100,6 +100,17 @@ const FIXTURES: Record<string, RowBuilder> = {
     credentials_key_id: 'key-1',
   }),
   crm_sync_records: (t, v) => ({ call_id: t.rowIds.calls, provider: v === 0 ? 'hubspot' : 'salesforce' }),
+  crm_imports: (t) => ({
+    provider: 'hubspot',
+    source: JSON.stringify({ kind: 'hubspot_list', listId: '7' }),
+    contact_list_id: t.rowIds.contact_lists,
+  }),
+  billing_periods: (_t, v) => ({
+    period: `2026-${String(v + 1).padStart(2, '0')}`,
+    period_start: '2026-01-01T00:00:00Z',
+    period_end: '2026-02-01T00:00:00Z',
+    plan: 'pro',
+  }),
   usage_records: (t, v) => ({
     call_id: t.rowIds.calls,
     kind: `voice_seconds_${v}`,

@@ -9,6 +9,7 @@ function udtName(columnType: string): string {
   const aliases: Record<string, string> = {
     int: 'int4',
     integer: 'int4',
+    bigint: 'int8',
     boolean: 'bool',
     'double precision': 'float8',
     'text[]': '_text',

@@ -6,7 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import request from 'supertest';
 import { createApp } from '../api/app';
 import { activityDepsFromConfig, createActivities } from '../activities';
-import { SEARCH_ATTRIBUTES, tenantProvisioningWorkflowId } from '../contracts';
+import { SEARCH_ATTRIBUTES, billingScheduleId, tenantProvisioningWorkflowId } from '../contracts';
 import { withTenant } from '../db/tenant-context';
 import { createLogger } from '../lib/logger';
 import { ownerClient, signUpTenant, startStack, uniqueEmail, type TestStack } from './support/stack';
@@ -38,7 +38,21 @@ it('sign-up runs tenantProvisioningWorkflow to completion, visible and searchabl
   const scheduled = history.events?.filter((e) => e.activityTaskScheduledEventAttributes) ?? [];
   expect(scheduled.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)).toEqual([
     'activateTenant',
+    'ensureStripeCustomer',
+    'ensureBillingSchedule',
   ]);
+  // The monthly Schedule that closes the tenant's billing periods, on the 1st in its time zone.
+  const schedule = await stack.temporal.schedule.getHandle(billingScheduleId(tenant.tenantId)).describe();
+  expect(schedule.spec.timezone).toBe('UTC');
+  expect(schedule.spec.calendars?.[0]).toMatchObject({
+    dayOfMonth: [{ start: 1, end: 1, step: 1 }],
+    hour: [{ start: 0, end: 0, step: 1 }],
+  });
+  expect(schedule.action).toMatchObject({
+    type: 'startWorkflow',
+    workflowType: 'billingCycleWorkflow',
+    taskQueue: 'billing',
+  });
 
   // The activity's write landed in PostgreSQL, under the tenant, exactly once.
   const owner = await ownerClient(stack.config);

@@ -63,6 +63,8 @@ import type { LlmResult } from '../contracts/llm';
 import { SEARCH_ATTRIBUTES } from '../temporal-config/search-attributes';
 import { advanceEngine, interpolate, listeningHints, startEngine } from './agent-engine';
 import { workflowNow, workflowNowIso } from './clock';
+import { CRM_QUEUE, crmSyncWorkflowId } from '../contracts/crm';
+import { crmSyncWorkflow } from './crm-sync-workflow';
 import { customerWebhookWorkflow } from './customer-webhook-workflow';
 import { relayTaskQueue } from '../temporal-config/task-queues';
 
@@ -78,6 +80,11 @@ const tools = proxyActivities<Activities>({
 const telephony = proxyActivities<Activities>({
   startToCloseTimeout: '15 seconds',
   retry: { initialInterval: '500 milliseconds', maximumAttempts: 5 },
+});
+/** Best effort: three tries, then the month's billing cycle reconciles what Stripe missed. */
+const metering = proxyActivities<Activities>({
+  startToCloseTimeout: '20 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 3 },
 });
 const analysis = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
@@ -95,6 +102,10 @@ const DEFAULT_MEDIA_HEARTBEAT_SECONDS = 10;
 const SKIP_WEBHOOK_WITHOUT_SUBSCRIBERS = 'skip-webhook-without-subscribers';
 /** Patch id: an outbound campaign call reports its outcome to its contact workflow when it ends. */
 const REPORT_OUTCOME_TO_CAMPAIGN = 'report-outcome-to-campaign';
+/** Patch id: a finished call's usage goes to Stripe at once (the billing cycle resends what failed). */
+const METER_USAGE = 'meter-usage-to-stripe';
+/** Patch id: a finished phone call starts one CRM sync per connected CRM. */
+const SYNC_TO_CRM = 'sync-call-to-crm';
 
 /** Twilio sends AnsweredBy within MachineDetectionTimeout (30 s by default); past this it counts as unknown. */
 const AMD_WAIT_MS = 35_000;
@@ -1058,6 +1069,22 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     llmTokens,
     periodStart: endedAt,
   });
+  // Histories from before these patches recorded no result here.
+  const endRecord = recorded as Partial<typeof recorded> | undefined;
+  if (endRecord?.billedByStripe && patched(METER_USAGE)) {
+    await metering.meterCallUsage({ tenantId: input.tenantId, callId: input.callId }).catch(() => undefined);
+  }
+  // Each CRM hears about the call in its own workflow, which outlives this one.
+  if (input.channel === 'voice' && endRecord?.crmProviders?.length && patched(SYNC_TO_CRM)) {
+    for (const provider of endRecord.crmProviders) {
+      await startChild(crmSyncWorkflow, {
+        workflowId: crmSyncWorkflowId(input.callId, provider),
+        taskQueue: CRM_QUEUE,
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        args: [{ tenantId: input.tenantId, callId: input.callId, provider }],
+      });
+    }
+  }
   const result: CallWorkflowResult = {
     callId: input.callId,
     status,

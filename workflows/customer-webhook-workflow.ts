@@ -5,10 +5,11 @@
  */
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { WebhookEvent } from '../activities/customer-webhooks';
 
 export interface CustomerWebhookInput {
   tenantId: string;
-  event: 'call.ended';
+  event: WebhookEvent;
   eventId: string;
   payload: Record<string, unknown>;
 }

@@ -6,7 +6,7 @@ import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { Response } from 'express';
 import { z } from 'zod';
-import { Call, CallTurn } from '../../db/entities';
+import { Call, CallTurn, CrmSyncRecord } from '../../db/entities';
 import { withTenant } from '../../db/tenant-context';
 import { temporalUiUrl } from '../../temporal-config/connection';
 import type { ApiDeps } from '../deps';
@@ -175,6 +175,7 @@ export function registerCallRoutes(api: ApiRouter, deps: ApiDeps): void {
         const call = await em.findOne(Call, { id: params.id });
         if (!call) throw new NotFoundError('Call', params.id);
         const turns = await em.find(CallTurn, { callId: call.id }, { orderBy: { seq: 'asc' } });
+        const crmSync = await em.find(CrmSyncRecord, { callId: call.id }, { orderBy: { provider: 'asc' } });
         const namespace = encodeURIComponent(deps.config.TEMPORAL_NAMESPACE);
         return {
           body: {
@@ -186,6 +187,18 @@ export function registerCallRoutes(api: ApiRouter, deps: ApiDeps): void {
             analysis: call.analysis ?? null,
             llmTokens: call.llmTokens,
             crmSyncStatus: call.crmSyncStatus ?? null,
+            // Per CRM: what it holds for this call, or why it refused it (in the provider's words).
+            crmSync: crmSync.map((r) => ({
+              provider: r.provider,
+              status: r.status,
+              externalId: r.externalId ?? null,
+              contactExternalId: r.contactExternalId ?? null,
+              contactCreated: r.contactCreated,
+              error: r.error ?? null,
+              errorCode: r.errorCode ?? null,
+              syncedAt: iso(r.syncedAt),
+              updatedAt: r.updatedAt.toISOString(),
+            })),
             workflowId: call.workflowId,
             temporalUrl: `${temporalUiUrl(deps.config)}/namespaces/${namespace}/workflows/${encodeURIComponent(call.workflowId)}`,
             transcript: turns.map((t) => ({

@@ -39,6 +39,7 @@ import {
   launchCampaign,
   storedCampaignPlan,
   tenantQuota,
+  checkOutboundAllowed,
   type CampaignPlan,
   type TenantQuota,
 } from '../services/campaign-launch';
@@ -836,6 +837,7 @@ export function registerCampaignRoutes(api: ApiRouter, deps: ApiDeps): void {
         description: 'Running',
         schema: campaignView.extend({ contactsQueued: z.number() }),
       },
+      402: { description: "OUTBOUND_SUSPENDED, CAMPAIGN_LIMIT_REACHED (the plan's active campaigns)" },
       409: { description: 'CAMPAIGN_NOT_DRAFT' },
       422: { description: 'As on create' },
       503: { description: 'TEMPORAL_UNAVAILABLE: nothing was launched; still a draft' },
@@ -890,6 +892,7 @@ export function registerCampaignRoutes(api: ApiRouter, deps: ApiDeps): void {
       params: idParams,
       responses: {
         200: { description: "The workflow's progress after the change" },
+        402: { description: 'OUTBOUND_SUSPENDED (resume while an unpaid invoice suspends outbound calling)' },
         409: { description: 'CAMPAIGN_NOT_LAUNCHED, CAMPAIGN_FINISHED, CAMPAIGN_UPDATE_REJECTED' },
         503: { description: 'TEMPORAL_UNAVAILABLE' },
       },
@@ -905,6 +908,10 @@ export function registerCampaignRoutes(api: ApiRouter, deps: ApiDeps): void {
           );
         }
         if (FINISHED.includes(campaign.status)) throw finishedError(campaign);
+        if (control.verb === 'resume') {
+          const quota = await withTenant(deps.orm, auth.tenantId, (em) => tenantQuota(em, auth.tenantId));
+          checkOutboundAllowed(quota.tenant);
+        }
         const progress = await updateCampaignWorkflow(deps, campaign.id, (handle) =>
           handle.executeUpdate(control.update),
         );

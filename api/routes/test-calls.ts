@@ -11,7 +11,7 @@ import { concurrentCallLimit } from '../../contracts/plans';
 import { withTenant } from '../../db/tenant-context';
 import { signStreamToken } from '../../lib/stream-token';
 import type { ApiDeps } from '../deps';
-import { ServiceUnavailableError, TooManyRequestsError } from '../errors';
+import { PaymentRequiredError, ServiceUnavailableError, TooManyRequestsError } from '../errors';
 import type { ApiRouter } from '../routing';
 import { admitCall, markCallFailed } from '../../db/call-admission';
 import { callStartOptions, pinAgentVersion } from '../services/call-starts';
@@ -54,6 +54,7 @@ export function registerTestCallRoutes(api: ApiRouter, deps: ApiDeps): void {
     responses: {
       201: { description: 'Started; open streamUrl with the token', schema: testCallView },
       404: { description: 'AGENT_NOT_FOUND or AGENT_VERSION_NOT_FOUND' },
+      402: { description: "MINUTES_EXHAUSTED: a plan without overage has used its month's minutes" },
       429: { description: 'CONCURRENCY_LIMIT: the tenant has as many live calls as its plan allows' },
     },
     handler: async ({ auth, params, body }) => {
@@ -77,6 +78,13 @@ export function registerTestCallRoutes(api: ApiRouter, deps: ApiDeps): void {
           },
           { limit, recordRejection: false },
         );
+        if (admission.outcome === 'rejected' && admission.reason === 'minutes_exhausted') {
+          throw new PaymentRequiredError(
+            'MINUTES_EXHAUSTED',
+            "This month's included call minutes are used up; upgrade the plan to keep calling",
+            { plan: pinned.tenant.plan },
+          );
+        }
         if (admission.outcome === 'rejected') {
           throw new TooManyRequestsError(
             'CONCURRENCY_LIMIT',

@@ -233,10 +233,12 @@ export function createTwilioWebhookRouter(deps: ApiDeps): Router {
     );
     if (admission.outcome === 'rejected') {
       logger.info(
-        { callSid, tenantId, limit, live: admission.live },
-        'inbound call over the concurrency limit',
+        { callSid, tenantId, limit, live: admission.live, reason: admission.reason },
+        admission.reason === 'concurrency_limit'
+          ? 'inbound call over the concurrency limit'
+          : `inbound call refused: ${admission.reason}`,
       );
-      return sayAndHangUp(SPOKEN.busy);
+      return sayAndHangUp(admission.reason === 'concurrency_limit' ? SPOKEN.busy : SPOKEN.unavailable);
     }
     if (admission.outcome === 'existing' && FINAL_CALL_STATUSES.includes(admission.status as CallStatus)) {
       // A retry of a webhook whose call was already refused or has ended: the same answer again.

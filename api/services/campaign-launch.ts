@@ -16,12 +16,18 @@ import {
   type CampaignSettings,
   type CampaignWorkflowInput,
 } from '../../contracts/campaign';
-import { concurrentCallLimit } from '../../contracts/plans';
+import { concurrentCallLimit, planLimits } from '../../contracts/plans';
 import { Agent, AgentVersion, Campaign, PhoneNumber, Tenant } from '../../db/entities';
 import { withTenant } from '../../db/tenant-context';
 import { toE164 } from '../../lib/phone';
 import type { ApiDeps } from '../deps';
-import { AppError, ConflictError, NotFoundError, ServiceUnavailableError } from '../errors';
+import {
+  AppError,
+  ConflictError,
+  NotFoundError,
+  PaymentRequiredError,
+  ServiceUnavailableError,
+} from '../errors';
 import type { AuthContext } from '../routing';
 import { recordAudit } from './audit';
 import {
@@ -46,6 +52,37 @@ export interface TenantQuota {
 export async function tenantQuota(em: EntityManager, tenantId: string): Promise<TenantQuota> {
   const tenant = await em.findOneOrFail(Tenant, { id: tenantId });
   return { tenant, concurrencyLimit: concurrentCallLimit(tenant.plan, tenant.settings) };
+}
+
+/**
+ * 402 OUTBOUND_SUSPENDED while billing holds the tenant's outbound calling; 402
+ * CAMPAIGN_LIMIT_REACHED when the plan's running-or-paused campaigns are all in use.
+ */
+export async function checkPlanAllowsLaunch(em: EntityManager, quota: TenantQuota): Promise<void> {
+  checkOutboundAllowed(quota.tenant);
+  const allowed = planLimits(quota.tenant.plan).maxActiveCampaigns;
+  if (allowed === null) return;
+  const [active] = await em.execute<{ n: number }[]>(
+    `select count(*)::int as n from campaigns where status in ('running', 'paused')`,
+  );
+  if ((active?.n ?? 0) >= allowed) {
+    throw new PaymentRequiredError(
+      'CAMPAIGN_LIMIT_REACHED',
+      `The ${quota.tenant.plan} plan allows ${allowed} running or paused campaign${allowed === 1 ? '' : 's'}; finish or cancel one, or upgrade`,
+      { plan: quota.tenant.plan, allowed, active: active?.n ?? 0 },
+    );
+  }
+}
+
+/** 402 OUTBOUND_SUSPENDED when an unpaid invoice has suspended the tenant's outbound calling. */
+export function checkOutboundAllowed(tenant: Tenant): void {
+  if (tenant.billingStatus === 'suspended') {
+    throw new PaymentRequiredError(
+      'OUTBOUND_SUSPENDED',
+      'Outbound calling is suspended until the overdue invoice is paid',
+      { billingStatus: tenant.billingStatus },
+    );
+  }
 }
 
 export interface PinnedCampaignAgent {
@@ -316,6 +353,7 @@ export async function launchCampaign(deps: ApiDeps, request: LaunchRequest): Pro
       );
     }
     const quota = await tenantQuota(em, auth.tenantId);
+    await checkPlanAllowsLaunch(em, quota);
     if (!campaign.contactListId) {
       throw new AppError(422, 'CONTACT_LIST_NOT_FOUND', 'The campaign has no contact list', {
         contactListId: null,

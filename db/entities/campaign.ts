@@ -12,6 +12,8 @@ export class Campaign {
   status: Opt<string> = 'draft';
   /** Calling windows, concurrency, rate, retry policy, voicemail action. */
   settings: Opt<Record<string, unknown>> = {};
+  /** `billing` when billing suspended it (and only billing may resume it); else who paused it is in the audit log. */
+  pausedBy?: string | null;
   startsAt?: Date | null;
   endsAt?: Date | null;
   /** The contacts it calls; copied into campaign_contacts at launch. */
@@ -36,6 +38,7 @@ export const CampaignSchema = new EntitySchema<Campaign>({
     callerNumberId: { type: 'uuid', nullable: true },
     status: { type: 'text' },
     settings: { type: 'json' },
+    pausedBy: { type: 'text', nullable: true },
     startsAt: { type: 'datetime', nullable: true },
     endsAt: { type: 'datetime', nullable: true },
     contactListId: { type: 'uuid', nullable: true },

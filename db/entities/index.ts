@@ -7,7 +7,8 @@ import { CampaignAttemptSchema, CampaignContactSchema, CampaignSchema } from './
 import { ContactSchema } from './contact';
 import { ContactListMemberSchema, ContactListSchema } from './contact-list';
 import { DoNotCallEntrySchema } from './do-not-call';
-import { CrmSyncRecordSchema, IntegrationSchema } from './integration';
+import { BillingPeriodSchema } from './billing-period';
+import { CrmImportSchema, CrmSyncRecordSchema, IntegrationSchema } from './integration';
 import { PhoneNumberSchema } from './phone-number';
 import { TenantSchema } from './tenant';
 import { UsageRecordSchema } from './usage-record';
@@ -17,6 +18,7 @@ import { WebhookEndpointSchema } from './webhook-endpoint';
 export * from './agent';
 export * from './api-key';
 export * from './audit-log';
+export * from './billing-period';
 export * from './call';
 export * from './campaign';
 export * from './contact';
@@ -47,7 +49,9 @@ export const ENTITY_SCHEMAS = [
   CampaignAttemptSchema,
   IntegrationSchema,
   CrmSyncRecordSchema,
+  CrmImportSchema,
   UsageRecordSchema,
+  BillingPeriodSchema,
   WebhookEndpointSchema,
   AuditLogEntrySchema,
 ];

@@ -9,6 +9,8 @@ export class UsageRecord {
   callId?: string | null;
   kind!: string;
   quantity!: number;
+  /** `quantity` rounded up to the plan's billing increment: what Stripe is sent. */
+  billableQuantity?: number | null;
   llmTokens: Opt<number> = 0;
   periodStart!: Date;
   reportedAt?: Date | null;
@@ -24,6 +26,7 @@ export const UsageRecordSchema = new EntitySchema<UsageRecord>({
     callId: { type: 'uuid', nullable: true },
     kind: { type: 'text' },
     quantity: { type: 'integer' },
+    billableQuantity: { type: 'integer', nullable: true },
     llmTokens: { type: 'integer' },
     periodStart: { type: 'datetime' },
     reportedAt: { type: 'datetime', nullable: true },

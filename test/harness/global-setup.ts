@@ -1,7 +1,8 @@
 /**
  * Starts what the tests need, once per `npm test`: PostgreSQL (a fresh database on DATABASE_URL's
- * server, or an embedded server in a temporary folder) migrated to the current schema, and a
- * Temporal dev server (in memory, headless) from the existing CLI binary. Test files find both
+ * server, or an embedded server in a temporary folder) migrated to the current schema, a
+ * Temporal dev server (in memory, headless) from the existing CLI binary, and stripe-mock (Stripe's
+ * stateless local peer, STRIPE_MOCK_URL; tests put a StripePeer in front of it). Test files find them
  * through process.env, which jest hands to its workers.
  */
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { runMigrations } from '../../db/migrate';
 import { freePort } from '../../lib/net';
 import { locateTemporalCli } from '../../temporal-config/cli';
 import { startDevServer } from '../../temporal-config/dev-server';
+import { locateStripeMock, startStripeMock } from '../peers/stripe-mock';
 import { ISOLATED_NAMESPACE, setHarness, WORKER_NAMESPACES, type Harness } from './state';
 
 const log = (line: string) => process.stderr.write(`[test harness] ${line}\n`);
@@ -86,9 +88,21 @@ export default async function globalSetup(): Promise<void> {
     return pg.url;
   })();
 
-  const [temporalAddress, databaseUrl] = await Promise.all([temporalPromise, postgresPromise]);
+  const stripeMockPromise = (async () => {
+    const binary = await locateStripeMock(log);
+    const stripeMock = await startStripeMock({ binary, port: await freePort() });
+    harness.stops.push(() => stripeMock.stop());
+    return stripeMock.url;
+  })();
+
+  const [temporalAddress, databaseUrl, stripeMockUrl] = await Promise.all([
+    temporalPromise,
+    postgresPromise,
+    stripeMockPromise,
+  ]);
   process.env.TEMPORAL_ADDRESS = temporalAddress;
   process.env.DATABASE_URL = databaseUrl;
+  process.env.STRIPE_MOCK_URL = stripeMockUrl;
   await runMigrations(loadConfig(process.env));
-  log(`PostgreSQL and Temporal ready in ${Date.now() - started} ms`);
+  log(`PostgreSQL, Temporal and stripe-mock ready in ${Date.now() - started} ms`);
 }
