@@ -311,6 +311,9 @@ export function createCrmSyncActivities(deps: CrmSyncDeps) {
     }): Promise<void> {
       const r = input.result;
       await withTenant(orm, input.tenantId, async (em) => {
+        // Each CRM's sync writes here concurrently: the call's row lock makes the summary below see
+        // the other CRMs' committed outcome rather than their state before this transaction.
+        await em.execute(`select 1 from calls where id = ? for update`, [input.callId]);
         await em.execute(
           `insert into crm_sync_records (tenant_id, call_id, provider, status, external_id, contact_external_id,
              contact_created, error, error_code, attempts, synced_at)

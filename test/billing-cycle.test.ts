@@ -17,9 +17,14 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import Stripe from 'stripe';
-import { billingCycleStateQuery, billingCycleWorkflowId, type BillingCycleState } from '../contracts/billing';
+import {
+  billingCycleStateQuery,
+  billingCycleWorkflowId,
+  billingScheduleId,
+  type BillingCycleState,
+} from '../contracts/billing';
 import { tenantProvisioningWorkflowId } from '../contracts/tenant-provisioning';
-import { periodBounds } from '../activities/billing';
+import { periodBounds, previousPeriod } from '../activities/billing';
 import { withTenant } from '../db/tenant-context';
 import { waitUntil } from '../lib/net';
 import { STRIPE_MOCK_API_KEY } from './peers/stripe-mock';
@@ -371,4 +376,39 @@ it('a seeded month: each usage sent once by its identifier across a worker SIGKI
     'billing.outbound_reinstated',
   ]);
   await cs.api().post(`/v1/campaigns/${campaign.id}/cancel`);
+});
+
+it("the tenant's monthly Schedule closes the month before its run, under that month's id, never twice", async () => {
+  const tenantId = cs.tenant.tenantId;
+  const [tenant] = await withTenant(cs.stack.orm, tenantId, (em) =>
+    em.execute<{ time_zone: string }[]>(`select time_zone from tenants where id = ?`, [tenantId]),
+  );
+  const expected = previousPeriod(new Date(), tenant!.time_zone);
+  const schedule = cs.stack.temporal.schedule.getHandle(billingScheduleId(tenantId));
+  await schedule.trigger();
+  let scheduledRun: string | undefined;
+  await waitUntil(
+    'the scheduled run to finish',
+    async () => {
+      for await (const w of cs.stack.temporal.workflow.list({
+        query: `TemporalScheduledById = '${billingScheduleId(tenantId)}'`,
+      })) {
+        if (w.status.name === 'COMPLETED') scheduledRun = w.workflowId;
+      }
+      return scheduledRun !== undefined;
+    },
+    60_000,
+    250,
+  );
+  expect(await cs.stack.temporal.workflow.getHandle(scheduledRun!).result()).toMatchObject({
+    period: expected,
+  });
+  const runs: string[] = [];
+  for await (const w of cs.stack.temporal.workflow.list({
+    query: `WorkflowId = '${billingCycleWorkflowId(tenantId, expected)}'`,
+  })) {
+    runs.push(w.runId);
+  }
+  // October was closed above: the scheduled run found it and started nothing; another month gets its cycle.
+  expect(runs).toHaveLength(1);
 });

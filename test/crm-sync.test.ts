@@ -379,3 +379,122 @@ describe('crmSyncWorkflow under faults', () => {
     });
   });
 });
+
+describe('crmImportWorkflow', () => {
+  async function waitForImport(id: string) {
+    let last: { status: string } | undefined;
+    await waitUntil(
+      `import ${id} to end`,
+      async () => {
+        last = (await api().get(`/v1/integrations/imports/${id}`)).body as { status: string };
+        return last.status !== 'running';
+      },
+      30_000,
+      100,
+    );
+    return last as {
+      status: string;
+      pages: number;
+      imported: number;
+      duplicates: number;
+      invalid: number;
+      error: string | null;
+      contactListId: string;
+    };
+  }
+
+  async function listPhones(contactListId: string): Promise<string[]> {
+    const rows = await withTenant(cs.stack.orm, cs.tenant.tenantId, (em) =>
+      em.execute<{ phone_e164: string }[]>(
+        `select c.phone_e164 from contact_list_members m join contacts c on c.id = m.contact_id
+          where m.list_id = ? order by c.phone_e164`,
+        [contactListId],
+      ),
+    );
+    return rows.map((r) => r.phone_e164);
+  }
+
+  it('pulls a HubSpot list page by page into a contact list: invalid numbers counted, existing contacts reused', async () => {
+    const members = [
+      hubspot.addContact({ phone: testNumber(628, 7301), firstname: 'Ida', lastname: 'One' }),
+      hubspot.addContact({ mobilephone: testNumber(628, 7302), firstname: 'Ivo', lastname: 'Two' }),
+      hubspot.addContact({ phone: 'not a number', firstname: 'Bad' }),
+      // Parley already has this one (a campaign above called it): reused, counted as a duplicate.
+      hubspot.addContact({ phone: testNumber(628, 7101), firstname: 'Ada' }),
+      hubspot.addContact({ phone: testNumber(628, 7303), email: 'iris@import.example' }),
+    ];
+    hubspot.addList(
+      '4242',
+      members.map((m) => m.id),
+    );
+
+    const wrong = await api().post('/v1/integrations/hubspot/imports', {
+      source: { where: "LastName = 'x'" },
+    });
+    expect(wrong.status).toBe(422);
+    expect(wrong.body.error.code).toBe('CRM_SOURCE_MISMATCH');
+
+    const started = await api().post('/v1/integrations/hubspot/imports', {
+      source: { listId: '4242' },
+      contactListName: 'From HubSpot',
+      pageSize: 2,
+    });
+    expect(started.status).toBe(202);
+    const done = await waitForImport(started.body.id);
+    expect(done).toMatchObject({
+      status: 'completed',
+      pages: 3,
+      imported: 3,
+      duplicates: 1,
+      invalid: 1,
+      error: null,
+    });
+    expect(await listPhones(done.contactListId)).toEqual(
+      [testNumber(628, 7101), testNumber(628, 7301), testNumber(628, 7302), testNumber(628, 7303)].sort(),
+    );
+    // Three pages of memberships were read, each once.
+    expect(hubspot.requestsTo(/\/crm\/v3\/lists\/4242\/memberships$/, 'GET')).toHaveLength(3);
+    const [ivo] = await withTenant(cs.stack.orm, cs.tenant.tenantId, (em) =>
+      em.execute<{ name: string; attributes: Record<string, unknown> }[]>(
+        `select name, attributes from contacts where phone_e164 = ?`,
+        [testNumber(628, 7302)],
+      ),
+    );
+    expect(ivo).toMatchObject({ name: 'Ivo Two', attributes: { hubspotId: members[1]!.id } });
+  });
+
+  it('pulls Salesforce Contacts matching a SOQL condition, and a refused filter fails the import with the reason', async () => {
+    // The tests above revoked the app; the admin connects Salesforce again.
+    const reconnected = await put('/v1/integrations/salesforce', {
+      instanceUrl: salesforce.url,
+      accessToken: salesforce.reauthorize(),
+      refreshToken: SF_REFRESH_TOKEN,
+    });
+    expect(reconnected.body.status).toBe('connected');
+    for (let i = 0; i < 5; i++) {
+      salesforce.addContact({
+        FirstName: `Sam${i}`,
+        LastName: 'Import',
+        Phone: testNumber(628, 7400 + i),
+        Email: i < 4 ? `sam${i}@import.example` : `sam${i}@elsewhere.example`,
+      });
+    }
+    const started = await api().post('/v1/integrations/salesforce/imports', {
+      source: { where: "Email LIKE '%@import.example'" },
+      pageSize: 3,
+    });
+    expect(started.status).toBe(202);
+    const done = await waitForImport(started.body.id);
+    expect(done).toMatchObject({ status: 'completed', imported: 4, invalid: 0, error: null });
+    expect(done.pages).toBe(2);
+    expect(await listPhones(done.contactListId)).toEqual([0, 1, 2, 3].map((i) => testNumber(628, 7400 + i)));
+
+    const refused = await api().post('/v1/integrations/salesforce/imports', {
+      source: { where: "LastName = 'Import'; DELETE" },
+    });
+    expect(refused.status).toBe(202);
+    const failed = await waitForImport(refused.body.id);
+    expect(failed.status).toBe('failed');
+    expect(failed.error).toMatch(/;/);
+  });
+});

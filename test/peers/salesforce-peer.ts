@@ -586,6 +586,12 @@ export class SalesforcePeer {
     this.refreshTokenRevoked = true;
   }
 
+  /** The user authorizes the app again (a new OAuth grant): the refresh token works again, with a new session. */
+  reauthorize(): string {
+    this.refreshTokenRevoked = false;
+    return this.issueAccessToken();
+  }
+
   /** The next `times` requests matching `match` get `reply` instead (REST ones only once authenticated). */
   failNext(match: RequestMatch, reply: PeerReply, times = 1): void {
     this.failures.push({ match, value: reply, remaining: times });
