@@ -77,10 +77,23 @@ export function billingSettingsFrom(config: Config): BillingSettings {
 /** `YYYY-MM` and its bounds as instants: midnight of the 1st in the tenant's zone to the next 1st. */
 export function periodBounds(period: string, timeZone: string): { start: Date; end: Date } {
   const [year, month] = period.split('-').map(Number) as [number, number];
-  const start = zonedTimeToInstant({ year, month, day: 1, hour: 0, minute: 0, second: 0 }, timeZone);
   const next = month === 12 ? { year: year + 1, month: 1 } : { year, month: month + 1 };
-  const end = zonedTimeToInstant({ ...next, day: 1, hour: 0, minute: 0, second: 0 }, timeZone);
-  return { start: new Date(start), end: new Date(end) };
+  return {
+    start: new Date(monthStart(year, month, timeZone)),
+    end: new Date(monthStart(next.year, next.month, timeZone)),
+  };
+}
+
+/**
+ * The first instant of the month in the zone: its local midnight, or — where clocks jumped over
+ * midnight on the 1st (America/Asuncion, October 2017 and 2023) — the first instant after the gap.
+ */
+function monthStart(year: number, month: number, timeZone: string): number {
+  let instant = zonedTimeToInstant({ year, month, day: 1, hour: 0, minute: 0, second: 0 }, timeZone);
+  for (let step = 0; step < 16 && wallTimeIn(new Date(instant), timeZone).month !== month; step++) {
+    instant += 15 * 60_000;
+  }
+  return instant;
 }
 
 /** The month before `instant` in the zone: what a run scheduled on the 1st closes. */

@@ -44,7 +44,7 @@ export type Admission =
   /** Refused; with `recorded`, a `rejected` row now says so (and why) in the calls list. */
   | { outcome: 'rejected'; reason: AdmissionRefusal; limit: number; live: number; recorded: boolean }
   /** The row was there already (a retried webhook): whatever was decided then stands. */
-  | { outcome: 'existing'; status: string };
+  | { outcome: 'existing'; status: string; endReason: string | null };
 
 /**
  * Admits or refuses `call` inside the caller's tenant transaction (`withTenant`). The lock is
@@ -58,14 +58,15 @@ export async function admitCall(
   await em.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [
     `call-admission:${call.tenantId}`,
   ]);
-  const [seen] = await em.execute<{ live: number; existing: string | null }[]>(
+  const [seen] = await em.execute<{ live: number; existing: string | null; end_reason: string | null }[]>(
     `select (select count(*)::int from calls
               where tenant_id = ? and status in ('ringing', 'in-progress') and channel in ('voice', 'web')
                 and coalesce(started_at, created_at) > now() - interval '5 hours') as live,
-            (select status from calls where id = ?) as existing`,
-    [call.tenantId, call.id],
+            (select status from calls where id = ?) as existing,
+            (select end_reason from calls where id = ?) as end_reason`,
+    [call.tenantId, call.id, call.id],
   );
-  if (seen?.existing) return { outcome: 'existing', status: seen.existing };
+  if (seen?.existing) return { outcome: 'existing', status: seen.existing, endReason: seen.end_reason };
   const live = seen?.live ?? 0;
   const refusal: AdmissionRefusal | undefined =
     (await quotaRefusal(em, call.tenantId, call.direction)) ??

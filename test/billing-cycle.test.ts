@@ -13,7 +13,11 @@
  * with a bad signature is refused with 400 and changes nothing.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
+import { workflowBundle } from '../workers/create-workers';
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import Stripe from 'stripe';
@@ -376,6 +380,12 @@ it('a seeded month: each usage sent once by its identifier across a worker SIGKI
     'billing.outbound_reinstated',
   ]);
   await cs.api().post(`/v1/campaigns/${campaign.id}/cancel`);
+
+  // Kept as a replay history: the cycle across the kill, dunning, suspension and its lifting.
+  const history = await cycle().fetchHistory();
+  await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history);
+  if (process.env.RECORD_HISTORIES)
+    writeFileSync(path.join(__dirname, 'histories', 'billing-cycle-dunning.json'), historyToJSON(history));
 });
 
 it("the tenant's monthly Schedule closes the month before its run, under that month's id, never twice", async () => {

@@ -6,8 +6,20 @@
  * that times out after the CRM stored it, a 429 storm, a 400 refusal, an expired Salesforce session.
  */
 import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
 import request from 'supertest';
-import { CRM_QUEUE, CRM_SYNC_WORKFLOW, crmSyncWorkflowId, type CrmSyncResult } from '../contracts/crm';
+import { callWorkflowId } from '../contracts/call';
+import {
+  CRM_QUEUE,
+  CRM_SYNC_WORKFLOW,
+  crmImportWorkflowId,
+  crmSyncWorkflowId,
+  type CrmSyncResult,
+} from '../contracts/crm';
+import { workflowBundle } from '../workers/create-workers';
 import { withTenant } from '../db/tenant-context';
 import { waitUntil } from '../lib/net';
 import { openSecret } from '../lib/secret-box';
@@ -37,6 +49,8 @@ const SF_REFRESH_TOKEN = '5Aep861parley.refresh.token';
 let hubspot: HubSpotPeer;
 let salesforce: SalesforcePeer;
 let cs: CampaignStack;
+/** Workflow runs kept as replay histories (RECORD_HISTORIES=1 writes them to test/histories). */
+const toRecord: [string, string][] = [];
 
 beforeAll(async () => {
   hubspot = new HubSpotPeer({ accessToken: HUBSPOT_TOKEN });
@@ -214,6 +228,10 @@ describe('after a call', () => {
         );
       throw new Error(`${(err as Error).message}: ${JSON.stringify(records)} ${runs.join('; ')}`);
     });
+    toRecord.push([
+      'call-outbound-crm-sync.json',
+      callWorkflowId(calls.find((c) => c.to_number === answered)!.id),
+    ]);
     for (const call of calls) {
       const inHubSpot = hubspot.calls.filter((c) => c.properties.parley_call_id === call.id);
       expect(inHubSpot).toHaveLength(1);
@@ -251,6 +269,7 @@ describe('crmSyncWorkflow under faults', () => {
     hubspot.stallAfterWrite({ method: 'POST', path: /\/crm\/v3\/objects\/calls\/batch\/upsert$/ }, 4_000);
     const result = await runSync(callId, 'hubspot', { writeTimeoutSeconds: 2 });
     expect(result.status).toBe('synced');
+    toRecord.push(['crm-sync-retried-write.json', crmSyncWorkflowId(callId, 'hubspot')]);
     expect(
       hubspot
         .requestsTo(/\/crm\/v3\/objects\/calls\/batch\/upsert$/, 'POST')
@@ -323,6 +342,7 @@ describe('crmSyncWorkflow under faults', () => {
     );
     const result = await runSync(callId, 'hubspot');
     expect(result).toMatchObject({ status: 'failed' });
+    toRecord.push(['crm-sync-refused.json', crmSyncWorkflowId(callId, 'hubspot')]);
     expect(result.error).toContain(message);
     expect(hubspot.calls.filter((c) => c.properties.parley_call_id === callId)).toHaveLength(0);
     const detail = await api().get(`/v1/calls/${callId}`);
@@ -449,6 +469,7 @@ describe('crmImportWorkflow', () => {
       invalid: 1,
       error: null,
     });
+    toRecord.push(['crm-import-hubspot-list.json', crmImportWorkflowId(started.body.id)]);
     expect(await listPhones(done.contactListId)).toEqual(
       [testNumber(628, 7101), testNumber(628, 7301), testNumber(628, 7302), testNumber(628, 7303)].sort(),
     );
@@ -497,4 +518,19 @@ describe('crmImportWorkflow', () => {
     expect(failed.status).toBe('failed');
     expect(failed.error).toMatch(/;/);
   });
+});
+
+it("replays the recorded CRM workflow histories against today's code", async () => {
+  expect(toRecord.map(([file]) => file).sort()).toEqual([
+    'call-outbound-crm-sync.json',
+    'crm-import-hubspot-list.json',
+    'crm-sync-refused.json',
+    'crm-sync-retried-write.json',
+  ]);
+  for (const [file, workflowId] of toRecord) {
+    const history = await cs.stack.temporal.workflow.getHandle(workflowId).fetchHistory();
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history);
+    if (process.env.RECORD_HISTORIES)
+      writeFileSync(path.join(__dirname, 'histories', file), historyToJSON(history));
+  }
 });

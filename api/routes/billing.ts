@@ -18,6 +18,7 @@ import {
   invoicePaymentFailedSignal,
   type BillingCycleInput,
 } from '../../contracts/billing';
+import { periodBounds } from '../../activities/billing';
 import { planLimits } from '../../contracts/plans';
 import { BillingPeriod, Tenant, type Role } from '../../db/entities';
 import { withTenant } from '../../db/tenant-context';
@@ -174,9 +175,11 @@ export function registerBillingRoutes(api: ApiRouter, deps: ApiDeps): void {
       422: { description: 'BILLING_PERIOD_NOT_CLOSED: the month has not ended yet' },
     },
     handler: async ({ auth, body, req }) => {
-      const [year, month] = body.period.split('-').map(Number) as [number, number];
-      // A month closes once it is over everywhere (UTC+14 is the earliest to end a month).
-      if (Date.UTC(year, month, 1) - 14 * 3600_000 > Date.now()) {
+      const tenant = await withTenant(deps.orm, auth.tenantId, (em) =>
+        em.findOneOrFail(Tenant, { id: auth.tenantId }),
+      );
+      // A month closes once it is over in the tenant's time zone.
+      if (periodBounds(body.period, tenant.timeZone).end.getTime() > Date.now()) {
         throw new AppError(422, 'BILLING_PERIOD_NOT_CLOSED', `${body.period} has not ended yet`, {
           period: body.period,
         });

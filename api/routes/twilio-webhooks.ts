@@ -242,7 +242,8 @@ export function createTwilioWebhookRouter(deps: ApiDeps): Router {
     }
     if (admission.outcome === 'existing' && FINAL_CALL_STATUSES.includes(admission.status as CallStatus)) {
       // A retry of a webhook whose call was already refused or has ended: the same answer again.
-      return sayAndHangUp(admission.status === 'rejected' ? SPOKEN.busy : SPOKEN.unavailable);
+      const busy = admission.status === 'rejected' && admission.endReason === 'concurrency_limit';
+      return sayAndHangUp(busy ? SPOKEN.busy : SPOKEN.unavailable);
     }
 
     try {

@@ -62,6 +62,10 @@ export async function checkPlanAllowsLaunch(em: EntityManager, quota: TenantQuot
   checkOutboundAllowed(quota.tenant);
   const allowed = planLimits(quota.tenant.plan).maxActiveCampaigns;
   if (allowed === null) return;
+  // Launches of one tenant take turns, so two at once cannot both see a free slot.
+  await em.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [
+    `campaign-launch:${quota.tenant.id}`,
+  ]);
   const [active] = await em.execute<{ n: number }[]>(
     `select count(*)::int as n from campaigns where status in ('running', 'paused')`,
   );
