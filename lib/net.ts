@@ -38,10 +38,13 @@ export async function waitUntil(
   probe: () => Promise<boolean>,
   timeoutMs: number,
   intervalMs = 200,
+  /** Stops the polling early (the thing waited for is known to be gone). */
+  signal?: AbortSignal,
 ) {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
+    if (signal?.aborted) throw new Error(`Stopped waiting for ${what}`);
     try {
       if (await probe()) return;
     } catch (err) {

@@ -120,6 +120,8 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     clearTimeout(timer);
   };
 
+  // Once the server has died (or answered), nothing polls it any more: no timer outlives the start.
+  const polling = new AbortController();
   try {
     const ready = waitUntil(
       `the Temporal dev server on ${address}`,
@@ -134,12 +136,15 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
       },
       options.startTimeoutMs ?? 60_000,
       250,
+      polling.signal,
     );
+    ready.catch(() => undefined);
     await Promise.race([ready, died]);
   } catch (err) {
     await stop();
     throw new Error(`The Temporal dev server (${options.cliPath}) did not start: ${(err as Error).message}`);
   } finally {
+    polling.abort();
     child.off('exit', onExit);
     child.off('error', onError);
   }
