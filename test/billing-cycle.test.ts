@@ -12,7 +12,6 @@
  * campaign is paused by billing (resume refused with 402); `invoice.paid` lifts it all. A webhook
  * with a bad signature is refused with 400 and changes nothing.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
@@ -32,7 +31,8 @@ import { periodBounds, previousPeriod } from '../activities/billing';
 import { withTenant } from '../db/tenant-context';
 import { waitUntil } from '../lib/net';
 import { STRIPE_MOCK_API_KEY } from './peers/stripe-mock';
-import { StripePeer } from './peers/stripe-peer';
+import { StripePeer, type StripeRequest } from './peers/stripe-peer';
+import { startWebhookReceiver } from './peers/webhook-receiver';
 import {
   CAMPAIGN_QUEUES,
   createCampaign,
@@ -42,10 +42,10 @@ import {
   testNumber,
   type CampaignStack,
 } from './support/campaign-stack';
+import { startWorkerProcess, stopWorkerProcess, type WorkerProcess } from './support/worker-process';
 
 jest.setTimeout(300_000);
 
-const ROOT = path.resolve(__dirname, '..');
 const WEBHOOK_SECRET = 'whsec_parley_billing_test_secret';
 const PERIOD = '2026-10';
 const ALWAYS_OPEN = Object.fromEntries(
@@ -55,7 +55,7 @@ const ALWAYS_OPEN = Object.fromEntries(
 let stripePeer: StripePeer;
 let stripeUrl: string;
 let cs: CampaignStack;
-let worker: { child: ChildProcess; exited: Promise<void>; output(): string } | undefined;
+let worker: WorkerProcess | undefined;
 const stripe = new Stripe(STRIPE_MOCK_API_KEY);
 
 function billingEnv(): Record<string, string> {
@@ -70,37 +70,17 @@ function billingEnv(): Record<string, string> {
   };
 }
 
-async function startWorker(): Promise<NonNullable<typeof worker>> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      ...billingEnv(),
-      LOG_LEVEL: 'info',
-      TEMPORAL_NAMESPACE: cs.stack.config.TEMPORAL_NAMESPACE,
-      WORKER_TASK_QUEUES: CAMPAIGN_QUEUES.join(','),
-      TWILIO_ACCOUNT_SID: cs.twilio.accountSid,
-      TWILIO_AUTH_TOKEN: cs.twilio.authToken,
-      TWILIO_API_BASE_URL: cs.twilio.baseUrl,
-      PUBLIC_BASE_URL: cs.apiUrl,
-      RELAY_PUBLIC_URL: cs.relayUrl,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+async function startWorker(): Promise<WorkerProcess> {
+  worker = await startWorkerProcess({
+    ...billingEnv(),
+    TEMPORAL_NAMESPACE: cs.stack.config.TEMPORAL_NAMESPACE,
+    WORKER_TASK_QUEUES: CAMPAIGN_QUEUES.join(','),
+    TWILIO_ACCOUNT_SID: cs.twilio.accountSid,
+    TWILIO_AUTH_TOKEN: cs.twilio.authToken,
+    TWILIO_API_BASE_URL: cs.twilio.baseUrl,
+    PUBLIC_BASE_URL: cs.apiUrl,
+    RELAY_PUBLIC_URL: cs.relayUrl,
   });
-  let output = '';
-  child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await waitUntil(
-    'the worker to poll',
-    () => {
-      if (child.exitCode !== null) throw new Error(`worker exited: ${output.slice(-2000)}`);
-      return Promise.resolve(output.includes('worker running'));
-    },
-    60_000,
-    100,
-  );
-  worker = { child, exited, output: () => output };
   return worker;
 }
 
@@ -117,10 +97,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (worker && worker.child.exitCode === null && worker.child.signalCode === null) {
-    worker.child.kill('SIGTERM');
-    await worker.exited;
-  }
+  await stopWorkerProcess(worker);
   await cs?.close();
   await stripePeer?.stop();
 });
@@ -193,10 +170,18 @@ it('a seeded month: each usage sent once by its identifier across a worker SIGKI
     ),
   );
   expect(tenant?.stripe_customer_id).toMatch(/^cus_/);
-  expect(stripePeer.requestsTo('POST', '/v1/customers').map((r) => r.idempotencyKey)).toEqual([
-    `customer:${tenantId}`,
-  ]);
-  expect(stripePeer.requestsTo('POST', '/v1/subscriptions')[0]?.form).toMatchObject({
+  // (Tenants of earlier test files in this namespace may be provisioned by this worker too.)
+  const ours = (r: StripeRequest) =>
+    (r.form.metadata as Record<string, string> | undefined)?.parley_tenant_id === tenantId;
+  expect(
+    stripePeer
+      .requestsTo('POST', '/v1/customers')
+      .filter(ours)
+      .map((r) => r.idempotencyKey),
+  ).toEqual([`customer:${tenantId}`]);
+  const subscriptions = stripePeer.requestsTo('POST', '/v1/subscriptions').filter(ours);
+  expect(subscriptions).toHaveLength(1);
+  expect(subscriptions[0]!.form).toMatchObject({
     customer: tenant!.stripe_customer_id,
     // The campaign stack made the tenant enterprise before its provisioning ran.
     items: [{ price: 'price_ent_parley' }],
@@ -318,6 +303,15 @@ it('a seeded month: each usage sent once by its identifier across a worker SIGKI
   expect((await cycleState()).paymentFailures).toBe(0);
   expect((await tenantStanding()).billing_status).toBe('active');
 
+  // The tenant's webhook endpoint hears about each step of the dunning.
+  const hooks = await startWebhookReceiver();
+  const endpoint = await cs.api().post('/v1/webhook-endpoints', {
+    url: hooks.url(),
+    events: ['billing.payment_failed', 'billing.outbound_suspended', 'billing.outbound_reinstated'],
+  });
+  expect(endpoint.status).toBe(201);
+  hooks.secret = endpoint.body.secret;
+
   // The payment fails; the retries are declined too.
   stripePeer.declineInvoicePayments(true);
   const failed = await webhook('invoice.payment_failed', invoiceId);
@@ -380,6 +374,22 @@ it('a seeded month: each usage sent once by its identifier across a worker SIGKI
     'billing.outbound_reinstated',
   ]);
   await cs.api().post(`/v1/campaigns/${campaign.id}/cancel`);
+  await waitUntil('the dunning webhooks', () => Promise.resolve(hooks.deliveries.length >= 5), 30_000);
+  await hooks.close();
+  const delivered = hooks.deliveries.map((d) => (d.body as { type: string }).type);
+  expect([...delivered].sort()).toEqual([
+    'billing.outbound_reinstated',
+    'billing.outbound_suspended',
+    'billing.payment_failed',
+    'billing.payment_failed',
+    'billing.payment_failed',
+  ]);
+  expect(hooks.deliveries.every((d) => d.signatureValid)).toBe(true);
+  expect(
+    hooks.deliveries.find((d) => (d.body as { type: string }).type === 'billing.outbound_suspended')?.body,
+  ).toMatchObject({
+    data: { period: PERIOD, invoiceId, amountDueCents: 503 * 9 },
+  });
 
   // Kept as a replay history: the cycle across the kill, dunning, suspension and its lifting.
   const history = await cycle().fetchHistory();

@@ -8,8 +8,6 @@
  * The worker is a real `npm run worker` process (calls, campaigns, dialer queues) in this jest
  * worker's namespace; the api and the relay run in-process and are never killed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
 import { withTenant } from '../db/tenant-context';
 import { sleep, waitUntil } from '../lib/net';
 import {
@@ -24,55 +22,30 @@ import {
   type ContactRow,
 } from './support/campaign-stack';
 import type { OutboundScript } from './peers/twilio-outbound-peer';
+import { startWorkerProcess, stopWorkerProcess, type WorkerProcess } from './support/worker-process';
 
 // Recovery waits on Temporal's timeouts: a dead worker's sticky queue and workflow tasks (10 s),
 // activities in flight (10-20 s); a worker process starts in 5-10 s.
 jest.setTimeout(420_000);
 
-const ROOT = path.resolve(__dirname, '..');
 let cs: CampaignStack;
 const timeline: string[] = [];
 const t0 = Date.now();
 const mark = (what: string) => timeline.push(`+${((Date.now() - t0) / 1000).toFixed(1)}s ${what}`);
 
-interface WorkerProcess {
-  child: ChildProcess;
-  exited: Promise<void>;
-  output(): string;
-}
 let current: WorkerProcess | undefined;
 
 async function startWorker(): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      LOG_LEVEL: 'info',
-      TEMPORAL_NAMESPACE: cs.stack.config.TEMPORAL_NAMESPACE,
-      WORKER_TASK_QUEUES: CAMPAIGN_QUEUES.join(','),
-      TWILIO_ACCOUNT_SID: cs.twilio.accountSid,
-      TWILIO_AUTH_TOKEN: cs.twilio.authToken,
-      TWILIO_API_BASE_URL: cs.twilio.baseUrl,
-      PUBLIC_BASE_URL: cs.apiUrl,
-      RELAY_PUBLIC_URL: cs.relayUrl,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const worker = await startWorkerProcess({
+    TEMPORAL_NAMESPACE: cs.stack.config.TEMPORAL_NAMESPACE,
+    WORKER_TASK_QUEUES: CAMPAIGN_QUEUES.join(','),
+    TWILIO_ACCOUNT_SID: cs.twilio.accountSid,
+    TWILIO_AUTH_TOKEN: cs.twilio.authToken,
+    TWILIO_API_BASE_URL: cs.twilio.baseUrl,
+    PUBLIC_BASE_URL: cs.apiUrl,
+    RELAY_PUBLIC_URL: cs.relayUrl,
   });
-  let output = '';
-  child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const worker = { child, exited, output: () => output };
-  await waitUntil(
-    'the worker to poll',
-    () => {
-      if (child.exitCode !== null) throw new Error(`worker exited: ${output.slice(-2000)}`);
-      return Promise.resolve(output.includes('worker running'));
-    },
-    60_000,
-    100,
-  );
-  mark(`worker ${child.pid} polling`);
+  mark(`worker ${worker.child.pid} polling`);
   current = worker;
   return worker;
 }
@@ -90,10 +63,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (current && current.child.exitCode === null && current.child.signalCode === null) {
-    current.child.kill('SIGTERM');
-    await current.exited;
-  }
+  await stopWorkerProcess(current);
   await cs?.close();
 });
 
