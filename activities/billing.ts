@@ -23,7 +23,7 @@ import {
   type DunningPolicy,
 } from '../contracts/billing';
 import { campaignWorkflowId, pauseCampaignUpdate, resumeCampaignUpdate } from '../contracts/campaign';
-import { billableSeconds, periodCharges } from '../contracts/plans';
+import { billableSeconds, periodCharges, planLimits } from '../contracts/plans';
 import { wallTimeIn, zonedTimeToInstant } from '../contracts/zoned-time';
 import type { Plan } from '../db/entities';
 import { withTenant } from '../db/tenant-context';
@@ -344,8 +344,10 @@ export function createBillingActivities(deps: BillingDeps) {
       periodEnd: string;
       limit?: number;
     }): Promise<{ sent: number; remaining: boolean }> {
+      // Without Stripe nothing is sent, and nothing is marked sent: it goes once Stripe is set up.
+      if (!stripe) return { sent: 0, remaining: false };
       const tenant = await tenantRow(input.tenantId);
-      if (stripe && !tenant.stripe_customer_id) {
+      if (!tenant.stripe_customer_id) {
         throw ApplicationFailure.create({
           type: 'NoStripeCustomer',
           message: `Tenant ${tenant.id} has no Stripe customer yet`,
@@ -364,7 +366,7 @@ export function createBillingActivities(deps: BillingDeps) {
       const page = rows.slice(0, limit);
       let sent = 0;
       for (const row of page) {
-        await sendUsage(tenant.id, tenant.stripe_customer_id ?? '', row, tenant.plan);
+        await sendUsage(tenant.id, tenant.stripe_customer_id, row, tenant.plan);
         sent += 1;
         Context.current().heartbeat({ sent });
       }
@@ -401,13 +403,16 @@ export function createBillingActivities(deps: BillingDeps) {
       usageRecords: number;
       llmTokens: number;
     }> {
+      const increment = planLimits(input.plan).billingIncrementSeconds;
       return withTenant(orm, input.tenantId, async (em) => {
         const [sum] = await em.execute<{ seconds: string | null; tokens: string | null; records: number }[]>(
-          `select sum(case when kind = 'call_seconds' then coalesce(billable_quantity, quantity) else 0 end) as seconds,
+          // A record not yet rounded (never sent) is rounded here, to the plan's increment.
+          `select sum(case when kind = 'call_seconds'
+                           then coalesce(billable_quantity, ceil(quantity::numeric / ?) * ?) else 0 end) as seconds,
                   sum(case when kind = 'llm_tokens' then quantity else 0 end) as tokens,
                   count(*)::int as records
              from usage_records where period_start >= ? and period_start < ?`,
-          [input.periodStart, input.periodEnd],
+          [increment, increment, input.periodStart, input.periodEnd],
         );
         const seconds = Number(sum?.seconds ?? 0);
         const charges = periodCharges(input.plan, seconds);

@@ -904,7 +904,8 @@ describe('billing API', () => {
         period,
         status: 'paid',
         usageRecords: 3,
-        resentUsageRecords: 2,
+        // No Stripe here: nothing is sent (and nothing marked sent), but the month is still totalled.
+        resentUsageRecords: 0,
         billableSeconds: 61_002,
         overageSeconds: 1_002,
         overageAmountCents: 153,
