@@ -71,7 +71,7 @@ export interface CrmSyncDeps {
 export function createCrmAdapter(
   credentials: CrmCredentials,
   config: CrmClientConfig,
-  onTokenRefreshed?: (accessToken: string) => Promise<void>,
+  onTokenRefreshed?: (accessToken: string, refreshToken?: string) => Promise<void>,
 ): CrmAdapter {
   if (credentials.provider === 'hubspot') {
     return new HubSpotCrm({ accessToken: credentials.accessToken, basePath: config.hubspotBasePath });
@@ -171,9 +171,14 @@ export function createCrmSyncActivities(deps: CrmSyncDeps) {
     const credentials = JSON.parse(
       openSecret(encryptionKeys, integration.credentials_ciphertext),
     ) as CrmCredentials;
-    return createCrmAdapter(credentials, deps.crm, async (accessToken) => {
-      // Salesforce handed out a new session: keep it, so the next call does not refresh again.
-      const sealed = sealSecret(encryptionKeys, JSON.stringify({ ...credentials, accessToken }));
+    return createCrmAdapter(credentials, deps.crm, async (accessToken, refreshToken) => {
+      // Salesforce handed out a new session (and maybe rotated the refresh token): keep both, so
+      // the next call neither refreshes again nor presents a refresh token Salesforce retired.
+      const renewed =
+        credentials.provider === 'salesforce' && refreshToken
+          ? { ...credentials, accessToken, refreshToken }
+          : { ...credentials, accessToken };
+      const sealed = sealSecret(encryptionKeys, JSON.stringify(renewed));
       await withTenant(orm, tenantId, (em) =>
         em.execute(
           `update integrations set credentials_ciphertext = ?, credentials_key_id = ?, updated_at = now() where id = ?`,

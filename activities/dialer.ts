@@ -24,6 +24,12 @@ export interface DialerDeps {
 /** Twilio's clock and ours may differ a little: a call created this long before we marked the dial still counts. */
 const CLOCK_SKEW_MS = 60_000;
 
+/**
+ * No dial starts in the last second of a calling window: the request takes that long to reach the
+ * carrier and ring, and a call that starts as the window shuts is a call outside it.
+ */
+const WINDOW_CLOSE_MARGIN_MS = 1_000;
+
 /** Failure type of a dial not placed because its campaign or its calling window stopped it. */
 export const CAMPAIGN_NOT_RUNNING = 'CampaignNotRunning';
 export const DIAL_REJECTED = 'DialRejected';
@@ -64,7 +70,8 @@ export function createDialerActivities(deps: DialerDeps) {
         if (found.provider_call_sid) decision = 'adopt';
         else if (found.dial_started_at) decision = 'resume';
         else if (found.campaign_status && found.campaign_status !== 'running') decision = 'campaign_stopped';
-        else if (input.dialBefore && Date.now() >= Date.parse(input.dialBefore)) decision = 'window_closed';
+        else if (input.dialBefore && Date.now() >= Date.parse(input.dialBefore) - WINDOW_CLOSE_MARGIN_MS)
+          decision = 'window_closed';
         else {
           await em.execute(`update calls set dial_started_at = now() where id = ?`, [input.callId]);
           decision = 'dial';

@@ -382,6 +382,30 @@ describe('crmSyncWorkflow under faults', () => {
     expect(salesforce.tokenRefreshes - refreshesBefore).toBe(1);
   });
 
+  it('a rotated refresh token is stored, so the next expiry still refreshes', async () => {
+    salesforce.rotateRefreshTokens = true;
+    try {
+      const first = salesforce.refreshToken;
+      salesforce.expireAccessToken();
+      expect((await runSync(await finishedCall(testNumber(628, 7209)), 'salesforce')).status).toBe('synced');
+      expect(salesforce.refreshToken).not.toBe(first);
+      const [row] = await withTenant(cs.stack.orm, cs.tenant.tenantId, (em) =>
+        em.execute<{ credentials_ciphertext: string }[]>(
+          `select credentials_ciphertext from integrations where provider = 'salesforce'`,
+        ),
+      );
+      const stored = JSON.parse(openSecret(cs.stack.config.ENCRYPTION_KEYS, row!.credentials_ciphertext)) as {
+        refreshToken: string;
+      };
+      expect(stored.refreshToken).toBe(salesforce.refreshToken);
+      // The retired one would be refused: the second expiry only works with the stored new one.
+      salesforce.expireAccessToken();
+      expect((await runSync(await finishedCall(testNumber(628, 7210)), 'salesforce')).status).toBe('synced');
+    } finally {
+      salesforce.rotateRefreshTokens = false;
+    }
+  });
+
   it('a refused refresh token fails the sync with CrmAuthError and marks the integration for reconnection', async () => {
     const callId = await finishedCall(testNumber(628, 7208));
     salesforce.expireAccessToken();
@@ -489,7 +513,7 @@ describe('crmImportWorkflow', () => {
     const reconnected = await put('/v1/integrations/salesforce', {
       instanceUrl: salesforce.url,
       accessToken: salesforce.reauthorize(),
-      refreshToken: SF_REFRESH_TOKEN,
+      refreshToken: salesforce.refreshToken,
     });
     expect(reconnected.body.status).toBe('connected');
     for (let i = 0; i < 5; i++) {

@@ -65,7 +65,8 @@ export interface SalesforceCrmOptions {
    * Receives each new access token. It is awaited before the adapter call that refreshed the token
    * returns; if it rejects, so does that call (after Salesforce did the work: logCall is idempotent).
    */
-  onTokenRefreshed?: (accessToken: string) => void | Promise<void>;
+  /** `refreshToken` is the one to keep using: a new one when Salesforce rotated it, else the same. */
+  onTokenRefreshed?: (accessToken: string, refreshToken?: string) => void | Promise<void>;
   /** Give up on a request Salesforce has not answered within this long (default 60 s). */
   requestTimeoutMs?: number;
 }
@@ -468,7 +469,9 @@ export class SalesforceCrm implements CrmAdapter {
     this.tokens.add(accessToken);
     const store = this.options.onTokenRefreshed;
     if (!store) return;
-    const stored = Promise.resolve().then(() => store(accessToken));
+    // jsforce has already taken a rotated refresh token (`_establish`), or kept the old one.
+    const refreshToken = this.conn.refreshToken ?? undefined;
+    const stored = Promise.resolve().then(() => store(accessToken, refreshToken));
     const trace = calls.getStore();
     if (trace) trace.tokenStores.push(stored);
     else stored.catch(() => undefined);

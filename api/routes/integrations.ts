@@ -167,16 +167,20 @@ function connectionError(provider: CrmProviderName, err: unknown): AppError {
 export function registerIntegrationRoutes(api: ApiRouter, deps: ApiDeps): void {
   const crmConfig = crmClientConfigFrom(deps.config);
 
+  /** Tests the credentials; returns them renewed when the CRM refreshed the session meanwhile. */
   async function testCredentials(
     credentials: CrmCredentials,
-  ): Promise<{ account: string; accessToken?: string }> {
-    let refreshed: string | undefined;
-    const adapter = createCrmAdapter(credentials, crmConfig, (accessToken) => {
-      refreshed = accessToken;
+  ): Promise<{ account: string; renewed?: CrmCredentials }> {
+    let renewed: CrmCredentials | undefined;
+    const adapter = createCrmAdapter(credentials, crmConfig, (accessToken, refreshToken) => {
+      renewed =
+        credentials.provider === 'salesforce' && refreshToken
+          ? { ...credentials, accessToken, refreshToken }
+          : { ...credentials, accessToken };
       return Promise.resolve();
     });
     const { account } = await adapter.testConnection();
-    return { account, ...(refreshed ? { accessToken: refreshed } : {}) };
+    return { account, ...(renewed ? { renewed } : {}) };
   }
 
   async function connect(
@@ -186,15 +190,13 @@ export function registerIntegrationRoutes(api: ApiRouter, deps: ApiDeps): void {
     settings: z.infer<typeof settingsSchema> | undefined,
   ) {
     const provider = credentials.provider;
-    let tested: { account: string; accessToken?: string };
+    let tested: { account: string; renewed?: CrmCredentials };
     try {
       tested = await testCredentials(credentials);
     } catch (err) {
       throw connectionError(provider, err);
     }
-    const stored: CrmCredentials = tested.accessToken
-      ? { ...credentials, accessToken: tested.accessToken }
-      : credentials;
+    const stored = tested.renewed ?? credentials;
     const sealed = sealSecret(deps.config.ENCRYPTION_KEYS, JSON.stringify(stored));
     const keyId = deps.config.ENCRYPTION_KEYS[0]!.id;
     return withTenant(deps.orm, auth.tenantId, async (em) => {
@@ -317,10 +319,10 @@ export function registerIntegrationRoutes(api: ApiRouter, deps: ApiDeps): void {
       const credentials = JSON.parse(
         openSecret(deps.config.ENCRYPTION_KEYS, integration.credentialsCiphertext),
       ) as CrmCredentials;
-      let outcome: { ok: boolean; account: string | null; error: string | null; accessToken?: string };
+      let outcome: { ok: boolean; account: string | null; error: string | null; renewed?: CrmCredentials };
       try {
         const tested = await testCredentials(credentials);
-        outcome = { ok: true, account: tested.account, error: null, accessToken: tested.accessToken };
+        outcome = { ok: true, account: tested.account, error: null, renewed: tested.renewed };
       } catch (err) {
         outcome = {
           ok: false,
@@ -334,10 +336,10 @@ export function registerIntegrationRoutes(api: ApiRouter, deps: ApiDeps): void {
         row.lastTestedAt = new Date();
         row.lastError = outcome.error;
         if (outcome.account) row.account = outcome.account;
-        if (outcome.accessToken) {
+        if (outcome.renewed) {
           row.credentialsCiphertext = sealSecret(
             deps.config.ENCRYPTION_KEYS,
-            JSON.stringify({ ...credentials, accessToken: outcome.accessToken }),
+            JSON.stringify(outcome.renewed),
           );
           row.credentialsKeyId = deps.config.ENCRYPTION_KEYS[0]!.id;
         }

@@ -499,7 +499,9 @@ export class SalesforcePeer {
   /** Whether Task has the Parley_Call_Id__c external id field; may be changed between requests. */
   callIdField: boolean;
 
-  private readonly currentRefreshToken: string;
+  private currentRefreshToken: string;
+  /** Each refresh retires the refresh token it used and hands out a new one (the org's rotation policy). */
+  rotateRefreshTokens = false;
   private refreshTokenRevoked = false;
   private currentAccessToken: string;
   private readonly validTokens = new Set<string>();
@@ -743,6 +745,8 @@ export class SalesforcePeer {
     }
     this.tokenRefreshes += 1;
     const accessToken = this.issueAccessToken();
+    const rotated = this.rotateRefreshTokens ? `5Aep861${randomBytes(40).toString('base64url')}` : undefined;
+    if (rotated) this.currentRefreshToken = rotated;
     const id = `${this.url}/id/${this.organizationId}/${this.userId}`;
     const issuedAt = String(Date.now());
     return {
@@ -757,6 +761,7 @@ export class SalesforcePeer {
         id,
         token_type: 'Bearer',
         issued_at: issuedAt,
+        ...(rotated ? { refresh_token: rotated } : {}),
       },
     };
   }
