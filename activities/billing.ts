@@ -30,6 +30,8 @@ import { withTenant } from '../db/tenant-context';
 
 export interface BillingSettings {
   secondsMeterEvent: string;
+  /** The talk-seconds meter's id, to read back what Stripe summed. */
+  secondsMeterId?: string;
   tokensMeterEvent: string;
   planPrices: Partial<Record<Plan, string>>;
   dunning: DunningPolicy;
@@ -63,6 +65,7 @@ export function createStripeClient(secretKey: string, apiBaseUrl?: string): Stri
 export function billingSettingsFrom(config: Config): BillingSettings {
   return {
     secondsMeterEvent: config.STRIPE_SECONDS_METER_EVENT,
+    secondsMeterId: config.STRIPE_SECONDS_METER_ID,
     tokensMeterEvent: config.STRIPE_TOKENS_METER_EVENT,
     planPrices: config.STRIPE_PLAN_PRICES,
     dunning: {
@@ -441,6 +444,54 @@ export function createBillingActivities(deps: BillingDeps) {
           ],
         );
         return totals;
+      });
+    },
+
+    /**
+     * Reconciliation the other way: what Stripe's talk-seconds meter summed for the customer over
+     * the period against the seconds Parley reported. A difference is kept on the period (and
+     * logged by the caller) for an operator: re-sending cannot fix it, since Stripe drops a repeated
+     * identifier and an older event may be outside its window.
+     */
+    async compareWithStripeMeter(input: {
+      tenantId: string;
+      period: string;
+      periodStart: string;
+      periodEnd: string;
+    }): Promise<
+      | { compared: false; reason: string }
+      | { compared: true; parleySeconds: number; stripeSeconds: number; discrepancySeconds: number }
+    > {
+      if (!stripe || !billing.secondsMeterId)
+        return { compared: false, reason: 'no Stripe meter id configured' };
+      const tenant = await tenantRow(input.tenantId);
+      if (!tenant.stripe_customer_id) return { compared: false, reason: 'no Stripe customer' };
+      let stripeSeconds = 0;
+      try {
+        for await (const summary of stripe.billing.meters.listEventSummaries(billing.secondsMeterId, {
+          customer: tenant.stripe_customer_id,
+          start_time: Math.floor(Date.parse(input.periodStart) / 1000),
+          end_time: Math.floor(Date.parse(input.periodEnd) / 1000),
+        })) {
+          stripeSeconds += summary.aggregated_value;
+        }
+      } catch (err) {
+        throw stripeFailure(err, `meter summary ${input.period}`);
+      }
+      return withTenant(orm, tenant.id, async (em) => {
+        const [sum] = await em.execute<{ seconds: string | null }[]>(
+          `select sum(billable_quantity) as seconds from usage_records
+            where kind = 'call_seconds' and reported_at is not null and period_start >= ? and period_start < ?`,
+          [input.periodStart, input.periodEnd],
+        );
+        const parleySeconds = Number(sum?.seconds ?? 0);
+        const discrepancySeconds = parleySeconds - stripeSeconds;
+        await em.execute(
+          `update billing_periods set stripe_metered_seconds = ?, meter_discrepancy_seconds = ?, updated_at = now()
+            where period = ?`,
+          [stripeSeconds, discrepancySeconds, input.period],
+        );
+        return { compared: true, parleySeconds, stripeSeconds, discrepancySeconds };
       });
     },
 

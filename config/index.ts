@@ -187,6 +187,8 @@ export const configSchema = z
       }),
     /** Billing Meter event names: talk seconds and LLM tokens. */
     STRIPE_SECONDS_METER_EVENT: z.string().min(1).default('parley_call_seconds'),
+    /** The Billing Meter of talk seconds (mtr_…): the billing cycle compares its total with Parley's. */
+    STRIPE_SECONDS_METER_ID: optionalString,
     STRIPE_TOKENS_METER_EVENT: z.string().min(1).default('parley_llm_tokens'),
     /** Dunning: seconds between payment retries, how many, the grace before outbound is suspended. */
     BILLING_PAYMENT_RETRY_SECONDS: z.coerce

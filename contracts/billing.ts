@@ -56,6 +56,8 @@ export interface BillingCycleState {
   billableSeconds: number;
   overageSeconds: number;
   overageAmountCents: number;
+  /** Parley's reported seconds minus what Stripe's meter summed (absent: not compared). */
+  meterDiscrepancySeconds?: number;
   invoiceId?: string;
   paymentFailures: number;
   suspended: boolean;

@@ -64,6 +64,7 @@ function billingEnv(): Record<string, string> {
     STRIPE_API_BASE_URL: stripeUrl,
     STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
     STRIPE_PLAN_PRICES: 'free=price_free_parley,pro=price_pro_parley,enterprise=price_ent_parley',
+    STRIPE_SECONDS_METER_ID: 'mtr_parley_seconds',
     BILLING_PAYMENT_RETRY_SECONDS: '1',
     BILLING_PAYMENT_RETRIES: '2',
     BILLING_GRACE_SECONDS: '4',
@@ -204,6 +205,14 @@ it('a seeded month: each usage sent once by its identifier across a worker SIGKI
     }
   });
 
+  // Stripe's meter holds one record less than Parley reported (stripe-mock's fixture, overridden).
+  stripePeer.overrideNext(
+    { method: 'GET', path: /^\/v1\/billing\/meters\/mtr_parley_seconds\/event_summaries$/ },
+    (json) => {
+      const list = json as { data: Record<string, unknown>[] };
+      return { ...list, data: [{ ...list.data[0], aggregated_value: 89 * 1002 }] };
+    },
+  );
   // Each meter event takes a moment, so the kill lands in the middle of the resend.
   stripePeer.stallAfterForward({ method: 'POST', path: /^\/v1\/billing\/meter_events$/ }, 100, 1000);
   const started = await cs.api().post('/v1/billing/cycles', { period: PERIOD });
@@ -247,6 +256,16 @@ it('a seeded month: each usage sent once by its identifier across a worker SIGKI
   expect(events.length - byIdentifier.size).toBeLessThanOrEqual(1);
 
   // 90 × 1,002 s = 90,180 s; 60,000 included; 30,180 s over = 503 min × 9 ¢.
+  // Compared with Stripe's meter over the tenant's month: 90 × 1,002 reported, Stripe summed 89.
+  expect(invoiced.meterDiscrepancySeconds).toBe(1002);
+  const summaries = stripePeer.requestsTo('GET', '/v1/billing/meters/mtr_parley_seconds/event_summaries');
+  expect(summaries.map((r) => r.query)).toEqual([
+    {
+      customer: tenant!.stripe_customer_id,
+      start_time: String(start.getTime() / 1000),
+      end_time: String(periodBounds(PERIOD, tenant!.time_zone).end.getTime() / 1000),
+    },
+  ]);
   expect(invoiced).toMatchObject({
     usageRecords: 90,
     billableSeconds: 90_180,
@@ -358,6 +377,8 @@ it('a seeded month: each usage sent once by its identifier across a worker SIGKI
   expect((await progressOf(cs, campaign.id)).status).toBe('running');
   const overview = await cs.api().get('/v1/billing');
   expect(overview.body.periods[0]).toMatchObject({
+    stripeMeteredSeconds: 89 * 1002,
+    meterDiscrepancySeconds: 1002,
     period: PERIOD,
     status: 'paid',
     invoiceId,

@@ -16,6 +16,7 @@
 import {
   ParentClosePolicy,
   condition,
+  patched,
   proxyActivities,
   setHandler,
   startChild,
@@ -33,6 +34,9 @@ import {
 } from '../contracts/billing';
 import { workflowNow } from './clock';
 import { customerWebhookWorkflow } from './customer-webhook-workflow';
+
+/** Patch id: the cycle compares Stripe's meter total with Parley's (cycles before it did not). */
+const COMPARE_STRIPE_METER = 'compare-stripe-meter';
 
 const db = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
@@ -130,6 +134,16 @@ export async function billingCycleWorkflow(input: BillingCycleInput): Promise<Bi
     overageSeconds: totals.overageSeconds,
     overageAmountCents: totals.overageAmountCents,
   });
+  // And the other way: does Stripe's meter hold what Parley reported?
+  if (patched(COMPARE_STRIPE_METER)) {
+    const meter = await stripe.compareWithStripeMeter({
+      tenantId: input.tenantId,
+      period: opened.period,
+      periodStart: opened.periodStart,
+      periodEnd: opened.periodEnd,
+    });
+    if (meter.compared) state.meterDiscrepancySeconds = meter.discrepancySeconds;
+  }
   // 3. Invoice the overage (nothing over the plan, or no Stripe customer: nothing to charge).
   if (totals.overageAmountCents <= 0 || !opened.stripeCustomerId) {
     state.status = 'paid';

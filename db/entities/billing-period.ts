@@ -29,6 +29,10 @@ export class BillingPeriod {
   llmTokens: Opt<number> = 0;
   usageRecords: Opt<number> = 0;
   resentUsageRecords: Opt<number> = 0;
+  /** What Stripe's meter summed for the period (when a meter id is configured). */
+  stripeMeteredSeconds?: number | null;
+  /** Parley's reported seconds minus Stripe's: 0 when they agree. */
+  meterDiscrepancySeconds?: number | null;
   stripeInvoiceItemId?: string | null;
   stripeInvoiceId?: string | null;
   invoiceStatus?: string | null;
@@ -58,6 +62,8 @@ export const BillingPeriodSchema = new EntitySchema<BillingPeriod>({
     llmTokens: { type: new BigIntType('number') },
     usageRecords: { type: 'integer' },
     resentUsageRecords: { type: 'integer' },
+    stripeMeteredSeconds: { type: new BigIntType('number'), nullable: true },
+    meterDiscrepancySeconds: { type: new BigIntType('number'), nullable: true },
     stripeInvoiceItemId: { type: 'text', nullable: true },
     stripeInvoiceId: { type: 'text', nullable: true },
     invoiceStatus: { type: 'text', nullable: true },

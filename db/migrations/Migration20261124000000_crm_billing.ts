@@ -67,6 +67,8 @@ export class Migration20261124000000_crm_billing extends Migration {
         llm_tokens bigint not null default 0,
         usage_records integer not null default 0,
         resent_usage_records integer not null default 0,
+        stripe_metered_seconds bigint,
+        meter_discrepancy_seconds bigint,
         stripe_invoice_item_id text,
         stripe_invoice_id text,
         invoice_status text,
