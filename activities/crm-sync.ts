@@ -67,11 +67,15 @@ export interface CrmSyncDeps {
   publicBaseUrl: string;
 }
 
-/** Builds a provider's adapter from opened credentials; `onTokenRefreshed` persists a new token. */
+/**
+ * Builds a provider's adapter from opened credentials. When the CRM hands out a new session (and
+ * maybe rotates the refresh token), `onCredentialsRenewed` gets the credentials to keep from now on,
+ * so the next call neither refreshes again nor presents a refresh token the CRM retired.
+ */
 export function createCrmAdapter(
   credentials: CrmCredentials,
   config: CrmClientConfig,
-  onTokenRefreshed?: (accessToken: string, refreshToken?: string) => Promise<void>,
+  onCredentialsRenewed?: (renewed: CrmCredentials) => Promise<void>,
 ): CrmAdapter {
   if (credentials.provider === 'hubspot') {
     return new HubSpotCrm({ accessToken: credentials.accessToken, basePath: config.hubspotBasePath });
@@ -83,7 +87,10 @@ export function createCrmAdapter(
     clientId: config.salesforceClientId,
     clientSecret: config.salesforceClientSecret,
     loginUrl: config.salesforceLoginUrl,
-    onTokenRefreshed,
+    onTokenRefreshed: onCredentialsRenewed
+      ? (accessToken, refreshToken) =>
+          onCredentialsRenewed({ ...credentials, accessToken, ...(refreshToken ? { refreshToken } : {}) })
+      : undefined,
   });
 }
 
@@ -171,13 +178,7 @@ export function createCrmSyncActivities(deps: CrmSyncDeps) {
     const credentials = JSON.parse(
       openSecret(encryptionKeys, integration.credentials_ciphertext),
     ) as CrmCredentials;
-    return createCrmAdapter(credentials, deps.crm, async (accessToken, refreshToken) => {
-      // Salesforce handed out a new session (and maybe rotated the refresh token): keep both, so
-      // the next call neither refreshes again nor presents a refresh token Salesforce retired.
-      const renewed =
-        credentials.provider === 'salesforce' && refreshToken
-          ? { ...credentials, accessToken, refreshToken }
-          : { ...credentials, accessToken };
+    return createCrmAdapter(credentials, deps.crm, async (renewed) => {
       const sealed = sealSecret(encryptionKeys, JSON.stringify(renewed));
       await withTenant(orm, tenantId, (em) =>
         em.execute(

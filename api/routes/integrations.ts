@@ -172,11 +172,8 @@ export function registerIntegrationRoutes(api: ApiRouter, deps: ApiDeps): void {
     credentials: CrmCredentials,
   ): Promise<{ account: string; renewed?: CrmCredentials }> {
     let renewed: CrmCredentials | undefined;
-    const adapter = createCrmAdapter(credentials, crmConfig, (accessToken, refreshToken) => {
-      renewed =
-        credentials.provider === 'salesforce' && refreshToken
-          ? { ...credentials, accessToken, refreshToken }
-          : { ...credentials, accessToken };
+    const adapter = createCrmAdapter(credentials, crmConfig, (fresh) => {
+      renewed = fresh;
       return Promise.resolve();
     });
     const { account } = await adapter.testConnection();
