@@ -17,6 +17,8 @@ export interface Actor {
 export interface AuthContext {
   tenantId: string;
   actor: Actor;
+  /** A user's token: the tenants it may switch to (proven by password at sign-in). */
+  memberTenantIds?: string[];
 }
 
 /** 'public': no credentials; 'authenticated': any role; or the roles allowed. */

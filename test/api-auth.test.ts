@@ -56,6 +56,78 @@ describe('sign-up and sign-in', () => {
     ]);
   });
 
+  it('switches workspace only among the memberships the password proved', async () => {
+    const email = uniqueEmail('consultant');
+    const password = 'the consultant password';
+    const home = await signUpTenant(stack.app, 'Home Co');
+    const away = await signUpTenant(stack.app, 'Away Co');
+    const hostile = await signUpTenant(stack.app, 'Hostile Co');
+    const invite = (tenant: SignedUp, role: string, pw: string) =>
+      request(stack.app)
+        .post('/v1/users')
+        .set(bearer(tenant.token))
+        .send({ email, name: 'Sam', role, password: pw });
+    expect((await invite(home, 'admin', password)).status).toBe(201);
+    const awayUser = await invite(away, 'viewer', password);
+    expect(awayUser.status).toBe(201);
+    // Someone else registers the same email in their own workspace with a password they know.
+    expect((await invite(hostile, 'owner', 'the attacker password')).status).toBe(201);
+
+    const login = await request(stack.app)
+      .post('/v1/auth/login')
+      .send({ email, password, tenantId: home.tenantId });
+    expect(login.status).toBe(200);
+    const workspaces = [
+      { tenantId: home.tenantId, tenantName: 'Home Co', role: 'admin' },
+      { tenantId: away.tenantId, tenantName: 'Away Co', role: 'viewer' },
+    ];
+    expect(login.body.memberships).toEqual(workspaces);
+    const me = await request(stack.app).get('/v1/me').set(bearer(login.body.token));
+    expect(me.body.memberships).toEqual(workspaces);
+
+    const switched = await request(stack.app)
+      .post('/v1/auth/switch-tenant')
+      .set(bearer(login.body.token))
+      .send({ tenantId: away.tenantId });
+    expect(switched.status).toBe(200);
+    expect(switched.body.tenant.id).toBe(away.tenantId);
+    const meAway = await request(stack.app).get('/v1/me').set(bearer(switched.body.token));
+    expect(meAway.body).toMatchObject({ tenant: { id: away.tenantId }, actor: { role: 'viewer' } });
+    expect(meAway.body.memberships).toEqual(workspaces);
+
+    // Not a workspace the password proved: refused, both ways.
+    const intoHostile = await request(stack.app)
+      .post('/v1/auth/switch-tenant')
+      .set(bearer(login.body.token))
+      .send({ tenantId: hostile.tenantId });
+    expect(intoHostile.status).toBe(403);
+    expect(intoHostile.body.error.code).toBe('NOT_A_MEMBER');
+    const attacker = await request(stack.app)
+      .post('/v1/auth/login')
+      .send({ email, password: 'the attacker password' });
+    expect(attacker.body.tenant.id).toBe(hostile.tenantId);
+    const intoHome = await request(stack.app)
+      .post('/v1/auth/switch-tenant')
+      .set(bearer(attacker.body.token))
+      .send({ tenantId: home.tenantId });
+    expect(intoHome.status).toBe(403);
+    expect(intoHome.body.error.code).toBe('NOT_A_MEMBER');
+
+    // A membership disabled since sign-in is gone at once.
+    const disable = await request(stack.app)
+      .patch(`/v1/users/${awayUser.body.id as string}`)
+      .set(bearer(away.token))
+      .send({ disabled: true });
+    expect(disable.status).toBe(200);
+    const afterDisable = await request(stack.app)
+      .post('/v1/auth/switch-tenant')
+      .set(bearer(login.body.token))
+      .send({ tenantId: away.tenantId });
+    expect(afterDisable.status).toBe(403);
+    const meAfter = await request(stack.app).get('/v1/me').set(bearer(login.body.token));
+    expect(meAfter.body.memberships).toEqual([workspaces[0]]);
+  });
+
   it('wrong password and unknown email are the same 401 INVALID_CREDENTIALS', async () => {
     const wrong = await request(stack.app)
       .post('/v1/auth/login')

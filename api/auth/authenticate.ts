@@ -48,6 +48,7 @@ export function createAuthenticator(deps: { orm: MikroORM; jwtSecret: string }):
       return {
         tenantId: claims.tid,
         actor: { type: 'user', id: user.id, role: user.role, email: user.email },
+        ...(claims.mem ? { memberTenantIds: claims.mem } : {}),
       };
     });
   };

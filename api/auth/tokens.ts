@@ -8,6 +8,11 @@ const AUDIENCE = 'parley-api';
 export interface AccessTokenClaims {
   sub: string;
   tid: string;
+  /**
+   * The tenants whose membership the user proved with their password at sign-in (one email may
+   * belong to several); switching workspace is allowed only among these.
+   */
+  mem?: string[];
 }
 
 export interface IssuedToken {
@@ -16,7 +21,7 @@ export interface IssuedToken {
 }
 
 export function issueAccessToken(secret: string, ttlSeconds: number, claims: AccessTokenClaims): IssuedToken {
-  const token = jwt.sign({ tid: claims.tid }, secret, {
+  const token = jwt.sign(claims.mem ? { tid: claims.tid, mem: claims.mem } : { tid: claims.tid }, secret, {
     algorithm: 'HS256',
     subject: claims.sub,
     issuer: ISSUER,
@@ -38,5 +43,8 @@ export function verifyAccessToken(secret: string, token: string): AccessTokenCla
   if (typeof payload === 'string' || typeof payload.sub !== 'string' || typeof payload.tid !== 'string') {
     throw new AuthenticationError('TOKEN_INVALID', 'The access token is invalid');
   }
-  return { sub: payload.sub, tid: payload.tid };
+  const mem: unknown = payload.mem;
+  const proven =
+    Array.isArray(mem) && mem.every((m) => typeof m === 'string') ? (mem as string[]) : undefined;
+  return { sub: payload.sub, tid: payload.tid, ...(proven ? { mem: proven } : {}) };
 }

@@ -15,10 +15,11 @@ import {
   toUserView,
   userView,
 } from '../schemas';
-import { signIn } from '../services/sign-in';
+import { membershipsOf, signIn, switchTenant } from '../services/sign-in';
 import { signUp } from '../services/tenant-signup';
 
 const session = z.object({ token: z.string(), expiresAt: z.string(), user: userView, tenant: tenantView });
+const membership = z.object({ tenantId: z.string(), tenantName: z.string(), role: roleSchema });
 
 export function registerAuthRoutes(api: ApiRouter, deps: ApiDeps): void {
   api.route({
@@ -69,13 +70,39 @@ export function registerAuthRoutes(api: ApiRouter, deps: ApiDeps): void {
     responses: {
       200: {
         description: 'Signed in',
-        schema: session.extend({
-          memberships: z.array(z.object({ tenantId: z.string(), tenantName: z.string(), role: roleSchema })),
-        }),
+        schema: session.extend({ memberships: z.array(membership) }),
       },
     },
     handler: async ({ body }) => {
       const result = await signIn(deps, body);
+      return {
+        body: {
+          token: result.token,
+          expiresAt: result.expiresAt,
+          user: toUserView(result.user),
+          tenant: toTenantView(result.tenant),
+          memberships: result.memberships,
+        },
+      };
+    },
+  });
+
+  api.route({
+    method: 'post',
+    path: '/v1/auth/switch-tenant',
+    summary: "Switch to another of the user's workspaces (one their password proved at sign-in)",
+    tag: 'auth',
+    access: 'authenticated',
+    body: z.object({ tenantId: z.uuid('must be a UUID') }),
+    responses: {
+      200: {
+        description: 'Signed in to the other workspace',
+        schema: session.extend({ memberships: z.array(membership) }),
+      },
+      403: { description: 'NOT_A_MEMBER, or USER_TOKEN_REQUIRED for an API key' },
+    },
+    handler: async ({ auth, body }) => {
+      const result = await switchTenant(deps, auth, body.tenantId);
       return {
         body: {
           token: result.token,
@@ -101,6 +128,7 @@ export function registerAuthRoutes(api: ApiRouter, deps: ApiDeps): void {
           actor: z.object({ type: z.enum(['user', 'api_key']), id: z.string(), role: roleSchema }),
           user: userView.nullable(),
           tenant: tenantView,
+          memberships: z.array(membership).meta({ description: "The user's workspaces (for switching)" }),
         }),
       },
     },
@@ -114,6 +142,7 @@ export function registerAuthRoutes(api: ApiRouter, deps: ApiDeps): void {
             actor: { type: auth.actor.type, id: auth.actor.id, role: auth.actor.role },
             user: user ? toUserView(user) : null,
             tenant: toTenantView(tenant),
+            memberships: await membershipsOf(deps, auth),
           },
         };
       }),
