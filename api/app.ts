@@ -15,6 +15,7 @@ import { registerAgentRoutes } from './routes/agents';
 import { registerApiKeyRoutes } from './routes/api-keys';
 import { registerAuthRoutes } from './routes/auth';
 import { createStripeWebhookRouter, registerBillingRoutes } from './routes/billing';
+import { registerAnalyticsRoutes } from './routes/analytics';
 import { registerCallRoutes } from './routes/calls';
 import { CAMPAIGN_CREATE_BODY_LIMIT, registerCampaignRoutes } from './routes/campaigns';
 import { documentContactImports, registerContactRoutes } from './routes/contacts';
@@ -78,6 +79,7 @@ export function createApp(deps: ApiDeps): Express {
   registerTestCallRoutes(api, deps);
   registerIntegrationRoutes(api, deps);
   registerBillingRoutes(api, deps);
+  registerAnalyticsRoutes(api, deps);
   app.use(api.router);
 
   const openApi = buildOpenApiDocument(api.operations, {
@@ -90,11 +92,40 @@ export function createApp(deps: ApiDeps): Express {
   });
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(openApi, { customSiteTitle: 'Parley API' }));
 
-  // The built dashboard when present (dashboard issue), else the placeholder page.
+  // The built dashboard (`npm run build:dashboard`; npm start and npm test build it on first use),
+  // else the placeholder page. Its client-side routes (/agents/…, /calls/…) all load index.html.
   const built = path.join(DASHBOARD_DIR, 'dist');
-  app.use(express.static(existsSync(built) ? built : path.join(DASHBOARD_DIR, 'public')));
+  const dashboardDir = existsSync(path.join(built, 'index.html'))
+    ? built
+    : path.join(DASHBOARD_DIR, 'public');
+  app.use(
+    express.static(dashboardDir, {
+      // Bundles carry a content hash in their names; the page itself must always be fresh.
+      maxAge: '1y',
+      immutable: true,
+      setHeaders: (res, file) => {
+        if (file.endsWith('.html')) res.setHeader('cache-control', 'no-cache');
+      },
+    }),
+  );
+  app.use(dashboardRoutes(path.join(dashboardDir, 'index.html')));
 
   app.use(notFoundRoute);
   app.use(errorMiddleware(deps.logger));
   return app;
+}
+
+/** Paths the dashboard never owns: an unknown API path stays a JSON 404. */
+const NOT_DASHBOARD = /^\/(v1|twilio|stripe|docs|openapi\.json|health|metrics|assets)(\/|$)/;
+
+/** A browser navigating to a dashboard page (GET for HTML) gets the app's index.html. */
+function dashboardRoutes(indexFile: string): express.RequestHandler {
+  return (req, res, next) => {
+    if ((req.method !== 'GET' && req.method !== 'HEAD') || NOT_DASHBOARD.test(req.path)) return next();
+    if (!req.accepts('html')) return next();
+    res.set('cache-control', 'no-cache');
+    res.sendFile(indexFile, (err) => {
+      if (err) next(err);
+    });
+  };
 }

@@ -39,36 +39,50 @@ if (reason) {
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
 
+/** Installs Debian packages when this machine can (root with apt-get); false when it cannot. */
+function aptInstall(packages, why) {
+  if (process.env.PARLEY_SKIP_APT === '1' || process.getuid?.() !== 0 || !onPath('apt-get')) return false;
+  console.log(`[parley] installing ${why} (${packages.join(', ')})…`);
+  const run = () =>
+    spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...packages], {
+      stdio: 'inherit',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    }).status === 0;
+  if (run()) return true;
+  spawnSync('apt-get', ['update'], { stdio: 'inherit' });
+  return run();
+}
+
+const onPath = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+
 // The local speech engines (offline speech-to-text and text-to-speech for phone and browser calls)
 // are Debian packages. Install them on first use when this machine can; otherwise say how.
 const SPEECH_PACKAGES = ['espeak-ng', 'pocketsphinx', 'pocketsphinx-en-us'];
-const onPath = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const speechReady =
   onPath('espeak-ng') &&
   onPath('pocketsphinx_continuous') &&
   fs.existsSync('/usr/share/pocketsphinx/model/en-us/en-us.lm.bin');
-if (!speechReady && process.env.PARLEY_SKIP_APT !== '1') {
-  if (process.getuid?.() === 0 && onPath('apt-get')) {
-    console.log(`[parley] installing the local speech engines (${SPEECH_PACKAGES.join(', ')})…`);
-    let result = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...SPEECH_PACKAGES], {
-      stdio: 'inherit',
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-    if (result.status !== 0) {
-      spawnSync('apt-get', ['update'], { stdio: 'inherit' });
-      result = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...SPEECH_PACKAGES], {
-        stdio: 'inherit',
-        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-      });
-    }
-    if (result.status !== 0) {
-      console.error('[parley] could not install the speech engines with apt-get; voice calls need them.');
-      process.exit(1);
-    }
-  } else {
-    console.warn(
-      `[parley] the local speech engines are missing: install ${SPEECH_PACKAGES.join(' ')} ` +
-        '(Debian/Ubuntu: sudo apt-get install …) for voice calls without cloud speech.',
-    );
+if (!speechReady && !aptInstall(SPEECH_PACKAGES, 'the local speech engines')) {
+  if (process.getuid?.() === 0 && onPath('apt-get') && process.env.PARLEY_SKIP_APT !== '1') {
+    console.error('[parley] could not install the speech engines with apt-get; voice calls need them.');
+    process.exit(1);
   }
+  console.warn(
+    `[parley] the local speech engines are missing: install ${SPEECH_PACKAGES.join(' ')} ` +
+      '(Debian/Ubuntu: sudo apt-get install …) for voice calls without cloud speech.',
+  );
+}
+
+// The dashboard (React + Vite) is built into dashboard/dist, which the api serves.
+if (!require('./build-dashboard.cjs').buildDashboardIfStale()) process.exit(1);
+
+// The browser tests drive Debian's Chromium (never a downloaded browser): `npm test` installs it.
+if (process.argv.includes('--test') && !fs.existsSync(chromiumPath())) {
+  if (!aptInstall(['chromium'], "Debian's Chromium for the dashboard's browser tests")) {
+    console.warn('[parley] chromium is missing: install it (sudo apt-get install chromium) for the browser tests.');
+  }
+}
+
+function chromiumPath() {
+  return process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 }

@@ -1,0 +1,284 @@
+/**
+ * The dashboard end to end, in a real browser (Debian's Chromium through playwright-core) against
+ * the real stack: the api serving the built dashboard on a real port, PostgreSQL, Temporal with a
+ * worker for calls, campaigns and the dialer, the relay, and the outbound Twilio peer answering the
+ * campaign's calls. Everything is done as a user does it — by label, by click or by keyboard — and
+ * each step's outcome is also checked through the public API. Screenshots: test-output/e2e/dashboard/.
+ */
+import request from 'supertest';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { bearer, uniqueEmail } from './support/stack';
+import { startCampaignStack, testNumber, type CampaignStack } from './support/campaign-stack';
+import { launchChromium, Screenshots, unlabelledControls, waitForText } from './support/browser';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { buildDashboardIfStale } = require('../scripts/build-dashboard.cjs') as {
+  buildDashboardIfStale(): boolean;
+};
+
+jest.setTimeout(180_000);
+
+let cs: CampaignStack;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+const shots = new Screenshots('dashboard');
+/** Filled in as the suite goes: the agent built in the designer and the chat's call. */
+const built = { agentId: '', callId: '' };
+
+beforeAll(async () => {
+  if (!buildDashboardIfStale()) throw new Error('the dashboard did not build');
+  cs = await startCampaignStack({ worker: true, peer: { fastMedia: true } });
+  browser = await launchChromium();
+  context = await browser.newContext({ baseURL: cs.apiUrl, viewport: { width: 1440, height: 1000 } });
+  page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+});
+
+afterAll(async () => {
+  await context?.close();
+  await browser?.close();
+  await cs?.close();
+});
+
+/** Every control on the current page has an accessible name. */
+async function expectLabelled() {
+  expect(await unlabelledControls(page)).toEqual([]);
+}
+
+const main = () => page.locator('main');
+
+async function signIn(email: string, password: string) {
+  await page.goto('/');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('navigation', { name: 'Main' }).waitFor();
+}
+
+describe('the dashboard in a browser', () => {
+  it('signs in and shows the navigation', async () => {
+    await page.goto('/agents');
+    await page.getByRole('heading', { name: 'Sign in to Parley' }).waitFor();
+    await expectLabelled();
+    // A wrong password is refused with a message, and nothing is stored.
+    await page.getByLabel('Email').fill(cs.tenant.email);
+    await page.getByLabel('Password').fill('not the password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await waitForText(page.getByRole('alert'), /email or password is wrong/i);
+    await shots.take(page, 'sign-in-refused');
+
+    await page.getByLabel('Password').fill(cs.tenant.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    for (const item of ['Agents', 'Calls', 'Campaigns', 'Phone numbers', 'Analytics', 'Integrations', 'Billing']) {
+      await nav.getByRole('link', { name: item, exact: true }).waitFor();
+    }
+    // The agents of this tenant (the campaign's Reminder agent) are listed.
+    await main().getByRole('link', { name: 'Reminder' }).waitFor();
+    await expectLabelled();
+    await shots.take(page, 'agents');
+  });
+
+  it('builds a three-node agent in the flow designer and publishes it', async () => {
+    await page.getByRole('button', { name: 'New agent' }).click();
+    await page.getByLabel('Agent name').fill('Front desk');
+    await page.getByRole('button', { name: 'Create agent' }).click();
+    await page.waitForURL(/\/agents\/[0-9a-f-]{36}/);
+    built.agentId = /\/agents\/([0-9a-f-]{36})/.exec(page.url())![1]!;
+
+    await page.getByRole('tab', { name: 'Flow' }).click();
+    const tools = page.getByRole('toolbar', { name: 'Flow tools' });
+    const inspector = page.getByRole('region', { name: 'Node inspector' });
+
+    await tools.getByRole('button', { name: 'Add say node' }).click();
+    await inspector.getByLabel('Text').fill('Welcome to the front desk.');
+    await tools.getByRole('button', { name: 'Add collect node' }).click();
+    await inspector.getByLabel('Prompt').fill('Shall I book your appointment?');
+    await inspector.getByLabel('Slot name').fill('confirm');
+    await inspector.getByLabel('Slot type').selectOption('yes_no');
+    // The new nodes are not connected yet: the designer shows the problem on the node itself.
+    await waitForText(page.locator('.react-flow'), /⚠/);
+    await shots.take(page, 'flow-with-problems');
+
+    // Connect collect → end, then say → collect, with the inspector (the keyboard way).
+    await inspector.getByLabel('Connect to').selectOption('end');
+    await inspector.getByRole('button', { name: 'Add connection' }).click();
+    // Select the say node by keyboard: focus it on the canvas and press Enter.
+    await page.locator('.react-flow__node[data-id="say_1"]').focus();
+    await page.keyboard.press('Enter');
+    await waitForText(inspector, /say_1/);
+    await inspector.getByLabel('Connect to').selectOption('collect_1');
+    await inspector.getByRole('button', { name: 'Add connection' }).click();
+    await tools.getByLabel('Start node').selectOption('say_1');
+    await waitForText(tools, /No problems/);
+    await tools.getByRole('button', { name: 'Auto-layout' }).click();
+    await expectLabelled();
+    await shots.take(page, 'flow-three-nodes');
+
+    await page.getByRole('button', { name: 'Save draft' }).click();
+    await page.getByRole('button', { name: 'Publish' }).click();
+    await waitForText(main(), /Published version 1/);
+    await shots.take(page, 'published');
+
+    // What was published is the flow drawn: say → collect → end, starting at say.
+    const version = await request(cs.stack.app)
+      .get(`/v1/agents/${built.agentId}/versions/1`)
+      .set(bearer(cs.tenant.token));
+    expect(version.status).toBe(200);
+    const flow = version.body.definition.flow as {
+      startNodeId: string;
+      nodes: { id: string; type: string }[];
+      edges: { source: string; target: string }[];
+    };
+    expect(flow.startNodeId).toBe('say_1');
+    expect(flow.nodes.map((n) => `${n.id}:${n.type}`).sort()).toEqual(['collect_1:collect', 'end:end', 'say_1:say']);
+    expect(flow.edges.map((e) => `${e.source}->${e.target}`).sort()).toEqual(['collect_1->end', 'say_1->collect_1']);
+  });
+
+  it('chats with the published agent in the test panel until the agent ends the call', async () => {
+    const panel = page.getByRole('region', { name: 'Test panel' });
+    await panel.getByLabel('Test with').selectOption({ label: 'Version 1' });
+    await panel.getByRole('button', { name: 'Start chat' }).click();
+    const conversation = panel.getByRole('list', { name: 'Conversation' });
+    await waitForText(conversation, /Welcome to the front desk\.[\s\S]*Shall I book your appointment\?/);
+    await waitForText(conversation, /node: collect_1/);
+    await panel.getByLabel('Message').fill('yes please');
+    await panel.getByRole('button', { name: 'Send' }).click();
+    await waitForText(panel, /Conversation ended/);
+    await waitForText(conversation, /confirm = (yes|true)/i);
+    await shots.take(page, 'chat-ended');
+    const href = await panel.getByRole('link', { name: 'Open call details' }).getAttribute('href');
+    built.callId = /\/calls\/([0-9a-f-]{36})/.exec(href ?? '')![1]!;
+
+    const call = await request(cs.stack.app).get(`/v1/calls/${built.callId}`).set(bearer(cs.tenant.token));
+    expect(call.body).toMatchObject({ agentId: built.agentId, status: 'completed', disposition: 'completed' });
+    expect(call.body.slots).toMatchObject({ confirm: true });
+  });
+
+  it('finds the call in the calls list and opens its detail with the transcript', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Calls' }).click();
+    await page.getByRole('heading', { name: 'Calls', level: 1 }).waitFor();
+    await main().getByLabel('Agent', { exact: true }).selectOption({ label: 'Front desk' });
+    const row = main().getByRole('link', { name: `Open call ${built.callId.slice(0, 8)}` });
+    await row.waitFor();
+    // The filter shows only this agent's calls: the one chat.
+    expect(await main().getByRole('link', { name: /^Open call / }).count()).toBe(1);
+    await expectLabelled();
+    await shots.take(page, 'calls-list');
+
+    await row.click();
+    await page.getByRole('heading', { name: `Call ${built.callId.slice(0, 8)}` }).waitFor();
+    const transcript = page.getByRole('list', { name: 'Transcript' });
+    await waitForText(transcript, /Welcome to the front desk\.[\s\S]*yes please[\s\S]*Goodbye/);
+    const temporal = page.getByRole('link', { name: 'Open in Temporal Web UI' });
+    expect(await temporal.getAttribute('href')).toContain(encodeURIComponent(`call:${built.callId}`));
+    await expectLabelled();
+    await shots.take(page, 'call-detail');
+  });
+
+  it('previews a contacts CSV with one bad row and names that row and why', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Campaigns' }).click();
+    await main().getByRole('link', { name: 'New campaign' }).click();
+    await page.getByLabel('Campaign name').fill('Reminders in the browser');
+    await page.getByLabel('Agent', { exact: true }).selectOption({ label: 'Reminder' });
+    await page.getByLabel('Caller number').selectOption({ label: cs.callerNumber });
+    const csv = [
+      'phone,name,clinic',
+      `${testNumber(212, 4101)},Ada Lovelace,Northside`,
+      `${testNumber(212, 4102)},Alan Turing,Northside`,
+      'not-a-number,Grace Hopper,Northside',
+    ].join('\n');
+    await page.getByLabel('Contacts CSV').setInputFiles({
+      name: 'contacts.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from(csv),
+    });
+    const preview = page.getByRole('table', { name: 'Contacts preview' });
+    await waitForText(main(), /2 valid · 1 invalid/);
+    await waitForText(preview, /Row 4[\s\S]*phone/i);
+    await expectLabelled();
+    await shots.take(page, 'csv-preview');
+    // A preview stores nothing.
+    const lists = await request(cs.stack.app).get('/v1/contact-lists').set(bearer(cs.tenant.token));
+    expect(lists.body.data.map((l: { name: string }) => l.name)).not.toContain('Reminders in the browser');
+  });
+
+  it('launches the small campaign and watches its progress reach completed', async () => {
+    await openCallingWindowsAllWeek(page);
+    await page.getByRole('button', { name: 'Create campaign' }).click();
+    await page.waitForURL(/\/campaigns\/[0-9a-f-]{36}$/);
+    const campaignId = /\/campaigns\/([0-9a-f-]{36})$/.exec(page.url())![1]!;
+    await page.getByRole('button', { name: 'Launch' }).click();
+    const progress = page.getByRole('region', { name: 'Progress' });
+    await waitForText(progress, /in flight|done/i);
+    await shots.take(page, 'campaign-running');
+    await waitForText(main(), /Campaign completed/, 120_000);
+    await shots.take(page, 'campaign-completed');
+
+    const res = await request(cs.stack.app).get(`/v1/campaigns/${campaignId}/progress`).set(bearer(cs.tenant.token));
+    expect(res.body).toMatchObject({ status: 'completed', done: true, inFlight: 0 });
+    const dialed = [...cs.twilio.calls.values()].map((c) => c.to).sort();
+    expect(dialed).toEqual([testNumber(212, 4101), testNumber(212, 4102)]);
+  });
+
+  it('works by keyboard: sign in, reach the calls and open one without the mouse', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Email').focus();
+    await page.keyboard.type(cs.tenant.email);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(cs.tenant.password);
+    await page.keyboard.press('Enter');
+    await page.getByRole('navigation', { name: 'Main' }).waitFor();
+    // Tab from the page start to the Calls link and follow it.
+    await page.keyboard.press('Tab'); // skip link
+    let found = false;
+    for (let i = 0; i < 30 && !found; i++) {
+      await page.keyboard.press('Tab');
+      found = (await page.evaluate<string | null>('document.activeElement?.textContent ?? null')) === 'Calls';
+    }
+    expect(found).toBe(true);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Calls', level: 1 }).waitFor();
+    const link = main().getByRole('link', { name: `Open call ${built.callId.slice(0, 8)}` });
+    await link.focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: `Call ${built.callId.slice(0, 8)}` }).waitFor();
+    await shots.take(page, 'keyboard-call-detail');
+  });
+
+  it('a viewer sees no edit buttons, and the API refuses the edit anyway', async () => {
+    const email = uniqueEmail('viewer');
+    const password = 'a viewer password';
+    const created = await request(cs.stack.app)
+      .post('/v1/users')
+      .set(bearer(cs.tenant.token))
+      .send({ email, name: 'Vera Viewer', role: 'viewer', password });
+    expect(created.status).toBe(201);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signIn(email, password);
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    expect(await nav.getByRole('link', { name: 'Billing' }).count()).toBe(0);
+    await page.goto(`/agents/${built.agentId}`);
+    await page.getByRole('tab', { name: 'Flow' }).click();
+    await page.locator('.react-flow__node', { hasText: 'collect_1' }).waitFor();
+    for (const name of ['Save draft', 'Publish', 'Add say node', 'Delete node']) {
+      expect(await page.getByRole('button', { name }).count()).toBe(0);
+    }
+    await page.goto('/agents');
+    expect(await page.getByRole('button', { name: 'New agent' }).count()).toBe(0);
+    await shots.take(page, 'viewer-agents');
+    const token = await page.evaluate<string | null>("localStorage.getItem('parley.token')");
+    const refused = await request(cs.stack.app)
+      .post(`/v1/agents/${built.agentId}/publish`)
+      .set(bearer(token!))
+      .send({});
+    expect(refused.status).toBe(403);
+    expect(refused.body.error.code).toBe('INSUFFICIENT_ROLE');
+  });
+});
+
+/** Sets every weekday's calling window to the whole day, so the campaign dials whatever the hour. */
+async function openCallingWindowsAllWeek(p: Page): Promise<void> {
+  void p;
+  throw new Error('calling windows: labels to be wired to the campaign form');
+}
