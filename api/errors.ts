@@ -47,7 +47,11 @@ export class AuthenticationError extends AppError {
 }
 
 export class ForbiddenError extends AppError {
-  constructor(code: 'INSUFFICIENT_ROLE' | 'FORBIDDEN' | 'NOT_A_MEMBER' | 'USER_TOKEN_REQUIRED', message: string, details?: Record<string, unknown>) {
+  constructor(
+    code: 'INSUFFICIENT_ROLE' | 'FORBIDDEN' | 'NOT_A_MEMBER' | 'USER_TOKEN_REQUIRED',
+    message: string,
+    details?: Record<string, unknown>,
+  ) {
     super(403, code, message, details);
   }
 }

@@ -79,7 +79,9 @@ if (!require('./build-dashboard.cjs').buildDashboardIfStale()) process.exit(1);
 // The browser tests drive Debian's Chromium (never a downloaded browser): `npm test` installs it.
 if (process.argv.includes('--test') && !fs.existsSync(chromiumPath())) {
   if (!aptInstall(['chromium'], "Debian's Chromium for the dashboard's browser tests")) {
-    console.warn('[parley] chromium is missing: install it (sudo apt-get install chromium) for the browser tests.');
+    console.warn(
+      '[parley] chromium is missing: install it (sudo apt-get install chromium) for the browser tests.',
+    );
   }
 }
 

@@ -77,4 +77,22 @@ describe('API documentation', () => {
     expect(res.status).toBe(200);
     expect(res.text).toContain('<title>Parley</title>');
   });
+
+  it("serves the dashboard's page for its own routes, but never for an API path", async () => {
+    const page = await request(stack.app)
+      .get('/agents/3f0c8d1e-0000-4000-8000-000000000000')
+      .set('accept', 'text/html');
+    expect(page.status).toBe(200);
+    expect(page.headers['content-type']).toMatch(/text\/html/);
+    expect(page.headers['cache-control']).toBe('no-cache');
+    expect(page.text).toContain('<title>Parley</title>');
+    const api = await request(stack.app).get('/v1/no-such-thing').set('accept', 'text/html');
+    expect(api.status).toBe(404);
+    expect(api.body.error.code).toBe('ROUTE_NOT_FOUND');
+    const json = await request(stack.app).get('/agents').set('accept', 'application/json');
+    expect(json.status).toBe(404);
+    expect(json.body.error.code).toBe('ROUTE_NOT_FOUND');
+    const post = await request(stack.app).post('/agents').set('accept', 'text/html');
+    expect(post.status).toBe(404);
+  });
 });

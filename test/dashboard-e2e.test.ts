@@ -6,13 +6,14 @@
  * each step's outcome is also checked through the public API. Screenshots: test-output/e2e/dashboard/.
  */
 import request from 'supertest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { bearer, uniqueEmail } from './support/stack';
 import { startCampaignStack, testNumber, type CampaignStack } from './support/campaign-stack';
-import { launchChromium, Screenshots, unlabelledControls, waitForText } from './support/browser';
+import path from 'node:path';
+import { launchChromium, Screenshots, spokenWav, unlabelledControls, waitForText } from './support/browser';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { buildDashboardIfStale } = require('../scripts/build-dashboard.cjs') as {
-  buildDashboardIfStale(): boolean;
+  buildDashboardIfStale: () => boolean;
 };
 
 jest.setTimeout(180_000);
@@ -28,7 +29,12 @@ const built = { agentId: '', callId: '' };
 beforeAll(async () => {
   if (!buildDashboardIfStale()) throw new Error('the dashboard did not build');
   cs = await startCampaignStack({ worker: true, peer: { fastMedia: true } });
-  browser = await launchChromium();
+  // The fake microphone: a caller who waits for the agent to finish, then says "yes".
+  const microphoneWav = await spokenWav(path.join(shots.dir, '..', 'caller-says-yes.wav'), 'yes', {
+    leadSeconds: 9,
+    tailSeconds: 4,
+  });
+  browser = await launchChromium({ microphoneWav });
   context = await browser.newContext({ baseURL: cs.apiUrl, viewport: { width: 1440, height: 1000 } });
   page = await context.newPage();
   page.setDefaultTimeout(15_000);
@@ -70,7 +76,15 @@ describe('the dashboard in a browser', () => {
     await page.getByLabel('Password').fill(cs.tenant.password);
     await page.getByRole('button', { name: 'Sign in' }).click();
     const nav = page.getByRole('navigation', { name: 'Main' });
-    for (const item of ['Agents', 'Calls', 'Campaigns', 'Phone numbers', 'Analytics', 'Integrations', 'Billing']) {
+    for (const item of [
+      'Agents',
+      'Calls',
+      'Campaigns',
+      'Phone numbers',
+      'Analytics',
+      'Integrations',
+      'Billing',
+    ]) {
       await nav.getByRole('link', { name: item, exact: true }).waitFor();
     }
     // The agents of this tenant (the campaign's Reminder agent) are listed.
@@ -131,8 +145,15 @@ describe('the dashboard in a browser', () => {
       edges: { source: string; target: string }[];
     };
     expect(flow.startNodeId).toBe('say_1');
-    expect(flow.nodes.map((n) => `${n.id}:${n.type}`).sort()).toEqual(['collect_1:collect', 'end:end', 'say_1:say']);
-    expect(flow.edges.map((e) => `${e.source}->${e.target}`).sort()).toEqual(['collect_1->end', 'say_1->collect_1']);
+    expect(flow.nodes.map((n) => `${n.id}:${n.type}`).sort()).toEqual([
+      'collect_1:collect',
+      'end:end',
+      'say_1:say',
+    ]);
+    expect(flow.edges.map((e) => `${e.source}->${e.target}`).sort()).toEqual([
+      'collect_1->end',
+      'say_1->collect_1',
+    ]);
   });
 
   it('chats with the published agent in the test panel until the agent ends the call', async () => {
@@ -151,18 +172,60 @@ describe('the dashboard in a browser', () => {
     built.callId = /\/calls\/([0-9a-f-]{36})/.exec(href ?? '')![1]!;
 
     const call = await request(cs.stack.app).get(`/v1/calls/${built.callId}`).set(bearer(cs.tenant.token));
-    expect(call.body).toMatchObject({ agentId: built.agentId, status: 'completed', disposition: 'completed' });
+    expect(call.body).toMatchObject({
+      agentId: built.agentId,
+      status: 'completed',
+      disposition: 'completed',
+    });
     expect(call.body.slots).toMatchObject({ confirm: true });
+  });
+
+  it('calls the agent from the browser with the microphone, through the relay, with live transcript and latency', async () => {
+    const panel = page.getByRole('region', { name: 'Test panel' });
+    await panel.getByRole('button', { name: 'Start voice call' }).click();
+    const state = panel
+      .getByRole('status')
+      .filter({ hasText: /^(Not in a call|Connecting…|Live|Call ended)$/ });
+    await waitForText(state, /^Live$/, 30_000);
+    // The agent's words come back as audio, are played, and appear in the live transcript; the
+    // caller's "yes" (the fake microphone) is heard, the agent answers and ends the call.
+    const transcript = panel.getByRole('list', { name: 'Call transcript' });
+    await waitForText(transcript, /Welcome to the front desk[\s\S]*Shall I book your appointment\?/, 30_000);
+    await shots.take(page, 'voice-call-live');
+    await waitForText(
+      transcript,
+      /You\s+(yes|yep|yeah)\b[\s\S]*Thanks for calling\. Goodbye!/i,
+      60_000,
+    ).catch(async (err) => {
+      await shots.take(page, 'voice-call-failed');
+      throw err;
+    });
+    await waitForText(panel, /Response latency per turn/);
+    await waitForText(state, /^Call ended$/, 30_000);
+    await shots.take(page, 'voice-call-ended');
+
+    const href = await panel.getByRole('link', { name: 'Voice call details' }).getAttribute('href');
+    const callId = /\/calls\/([0-9a-f-]{36})/.exec(href ?? '')![1]!;
+    const call = await pollCall(callId, (c) => c.status === 'completed');
+    expect(call).toMatchObject({ agentId: built.agentId, channel: 'web', disposition: 'completed' });
+    expect(call.slots).toMatchObject({ confirm: true });
+    const turns = call.transcript as { role: string; timings: Record<string, number> | null }[];
+    // The answer's turn carries the relay's stage timings (what the latency chart draws).
+    expect(
+      turns.some((t) => t.role === 'agent' && typeof t.timings?.endpointedToFirstFrameMs === 'number'),
+    ).toBe(true);
   });
 
   it('finds the call in the calls list and opens its detail with the transcript', async () => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Calls' }).click();
     await page.getByRole('heading', { name: 'Calls', level: 1 }).waitFor();
     await main().getByLabel('Agent', { exact: true }).selectOption({ label: 'Front desk' });
+    await main().getByLabel('Channel', { exact: true }).selectOption('text');
     const row = main().getByRole('link', { name: `Open call ${built.callId.slice(0, 8)}` });
     await row.waitFor();
-    // The filter shows only this agent's calls: the one chat.
-    expect(await main().getByRole('link', { name: /^Open call / }).count()).toBe(1);
+    // The filters (kept in the address) show only this agent's text calls: the one chat.
+    await waitForCount(main().getByRole('link', { name: /^Open call / }), 1);
+    expect(new URL(page.url()).searchParams.get('channel')).toBe('text');
     await expectLabelled();
     await shots.take(page, 'calls-list');
 
@@ -213,9 +276,12 @@ describe('the dashboard in a browser', () => {
     await waitForText(progress, /in flight|done/i);
     await shots.take(page, 'campaign-running');
     await waitForText(main(), /Campaign completed/, 120_000);
+    await waitForText(page.getByTestId('campaign-status'), /^completed$/);
     await shots.take(page, 'campaign-completed');
 
-    const res = await request(cs.stack.app).get(`/v1/campaigns/${campaignId}/progress`).set(bearer(cs.tenant.token));
+    const res = await request(cs.stack.app)
+      .get(`/v1/campaigns/${campaignId}/progress`)
+      .set(bearer(cs.tenant.token));
     expect(res.body).toMatchObject({ status: 'completed', done: true, inFlight: 0 });
     const dialed = [...cs.twilio.calls.values()].map((c) => c.to).sort();
     expect(dialed).toEqual([testNumber(212, 4101), testNumber(212, 4102)]);
@@ -277,8 +343,33 @@ describe('the dashboard in a browser', () => {
   });
 });
 
+/** Waits until the locator matches exactly `n` elements (a list settles after a filter changes). */
+async function waitForCount(locator: Locator, n: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  let count = await locator.count();
+  while (count !== n) {
+    if (Date.now() > deadline) throw new Error(`expected ${n} elements, found ${count}`);
+    await new Promise((r) => setTimeout(r, 100));
+    count = await locator.count();
+  }
+}
+
+/** GET /v1/calls/:id until `done` says so (a call's record is finished by its workflow). */
+async function pollCall(callId: string, done: (call: Record<string, unknown>) => boolean) {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const res = await request(cs.stack.app).get(`/v1/calls/${callId}`).set(bearer(cs.tenant.token));
+    if (res.status === 200 && done(res.body as Record<string, unknown>))
+      return res.body as Record<string, unknown>;
+    if (Date.now() > deadline) throw new Error(`call ${callId}: ${res.status} ${JSON.stringify(res.body)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 /** Sets every weekday's calling window to the whole day, so the campaign dials whatever the hour. */
 async function openCallingWindowsAllWeek(p: Page): Promise<void> {
-  void p;
-  throw new Error('calling windows: labels to be wired to the campaign form');
+  await p.getByRole('button', { name: 'Every day, all day' }).click();
+  for (const day of ['Monday', 'Sunday']) {
+    expect(await p.getByLabel(`${day} window 1 from`).inputValue()).toBe('00:00');
+  }
 }

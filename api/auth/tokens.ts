@@ -44,7 +44,6 @@ export function verifyAccessToken(secret: string, token: string): AccessTokenCla
     throw new AuthenticationError('TOKEN_INVALID', 'The access token is invalid');
   }
   const mem: unknown = payload.mem;
-  const proven =
-    Array.isArray(mem) && mem.every((m) => typeof m === 'string') ? (mem as string[]) : undefined;
+  const proven = Array.isArray(mem) && mem.every((m) => typeof m === 'string') ? mem : undefined;
   return { sub: payload.sub, tid: payload.tid, ...(proven ? { mem: proven } : {}) };
 }

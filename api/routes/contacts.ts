@@ -7,6 +7,7 @@
  */
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Readable } from 'node:stream';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { Contact, ContactList, Tenant, type Role } from '../../db/entities';
@@ -27,10 +28,15 @@ import {
   MAX_NAME_LENGTH,
   MAX_REPORTED_ROWS,
   CsvTooLargeError,
+  contactFromRow,
   csvUploadStream,
   importContactsCsv,
+  mapColumns,
   normalizeRegion,
+  readCsvRecords,
   type AttributeValue,
+  type ContactFields,
+  type CsvColumns,
 } from '../services/contact-import';
 
 export const CONTACT_WRITERS = ['owner', 'admin', 'campaign_manager'] as const satisfies readonly Role[];
@@ -143,6 +149,46 @@ export const importReportView = z.object({
     description: `More than ${MAX_REPORTED_ROWS} rows: \`rows\` lists only the first ${MAX_REPORTED_ROWS} that were not accepted`,
   }),
 });
+
+const previewRowView = z.object({
+  row: z.number().int().meta({ description: 'Line the row starts on in the file (the header is line 1)' }),
+  status: z
+    .enum(['accepted', 'duplicate', 'invalid'])
+    .meta({ description: 'What the import would make of the row' }),
+  contactId: z.string().optional().meta({ description: 'A duplicate of an existing contact: its id' }),
+  phone: z.string().optional().meta({ description: 'E.164, when the number is valid' }),
+  name: z.string().nullable().optional(),
+  timeZone: z
+    .string()
+    .nullable()
+    .optional()
+    .meta({ description: 'The zone its calling windows would be read in (given, or from the number)' }),
+  reason: z
+    .string()
+    .optional()
+    .meta({ description: 'Why the row is invalid or a duplicate, as the import says it' }),
+});
+
+export const importPreviewView = z.object({
+  listId: z.null(),
+  region: z.string(),
+  totals: importReportView.shape.totals,
+  rows: z.array(previewRowView),
+  rowsTruncated: importReportView.shape.rowsTruncated,
+  columns: z
+    .object({
+      phone: z.string(),
+      name: z.string().nullable(),
+      firstName: z.string().nullable(),
+      lastName: z.string().nullable(),
+      email: z.string().nullable(),
+      timeZone: z.string().nullable(),
+      doNotCall: z.string().nullable(),
+      attributes: z.array(z.object({ column: z.string(), key: z.string() })),
+    })
+    .meta({ description: 'The header columns each field is read from; other columns become attributes' }),
+});
+export type ImportPreview = z.infer<typeof importPreviewView>;
 
 export function toContactView(c: Contact): z.infer<typeof contactView> {
   return {
@@ -296,6 +342,190 @@ async function runImport(
   }
 }
 
+type PreviewRow = z.infer<typeof previewRowView>;
+
+/** The report's rows, kept as the import keeps them: all of a small file, else the first problems. */
+class PreviewRows {
+  readonly rows: PreviewRow[] = [];
+  truncated = false;
+  private seen = 0;
+
+  add(entry: PreviewRow): void {
+    this.seen += 1;
+    if (this.seen > MAX_REPORTED_ROWS && !this.truncated) {
+      this.truncated = true;
+      const kept = this.rows.filter((r) => r.status !== 'accepted');
+      this.rows.length = 0;
+      this.rows.push(...kept);
+    }
+    if (this.truncated && (entry.status === 'accepted' || this.rows.length >= MAX_REPORTED_ROWS)) return;
+    this.rows.push(entry);
+  }
+}
+
+const PREVIEW_BATCH = 500;
+
+function describeColumns(header: string[], columns: CsvColumns): ImportPreview['columns'] {
+  const named = (index: number | undefined) => (index === undefined ? null : (header[index] ?? '').trim());
+  return {
+    phone: named(columns.known.phone) ?? '',
+    name: named(columns.known.name),
+    firstName: named(columns.known.firstName),
+    lastName: named(columns.known.lastName),
+    email: named(columns.known.email),
+    timeZone: named(columns.known.timeZone),
+    doNotCall: named(columns.known.doNotCall),
+    attributes: columns.attributes.map(([key, index]) => ({ column: (header[index] ?? '').trim(), key })),
+  };
+}
+
+/**
+ * What `importContactsCsv` would report for a CSV, storing nothing: the same reader, column
+ * mapping, row checks, duplicate rules (a phone repeated in the file, or already a contact of the
+ * tenant, looked up read-only) and whole-file refusals, row by row with the same line numbers and
+ * reasons. Nothing is written: no contact, no list membership, no audit entry.
+ */
+export async function previewContactsCsv(
+  deps: Pick<ApiDeps, 'orm'>,
+  input: { tenantId: string; stream: Readable; region?: string; maxBytes?: number },
+): Promise<ImportPreview> {
+  const { tenantId } = input;
+  const defaultRegion = await withTenant(deps.orm, tenantId, (em) => tenantRegion(em, tenantId));
+  const region = normalizeRegion(input.region ?? defaultRegion);
+  if (!region) {
+    throw new ValidationError(`Invalid request: region: '${input.region}' is not a known region`, [
+      { path: 'query.region', message: 'must be an ISO 3166 country code' },
+    ]);
+  }
+  type Pending =
+    | { row: number; kind: 'invalid'; reason: string; phone?: string }
+    | { row: number; kind: 'new' | 'repeat'; contact: ContactFields; firstRow?: number };
+  const totals = { rows: 0, accepted: 0, duplicate: 0, invalid: 0 };
+  const report = new PreviewRows();
+  const firstSeen = new Map<string, { row: number; contactId?: string }>();
+  let pending: Pending[] = [];
+  let pendingContacts = 0;
+
+  const flush = async () => {
+    const batch = pending;
+    pending = [];
+    pendingContacts = 0;
+    const phones = batch.flatMap((p) => (p.kind === 'new' ? [p.contact.phoneE164] : []));
+    const existing = new Map<string, string>();
+    if (phones.length) {
+      const found = await withTenant(deps.orm, tenantId, (em) =>
+        em.execute<{ id: string; phone_e164: string }[]>(
+          `select id, phone_e164 from contacts
+            where phone_e164 in (select jsonb_array_elements_text(?::jsonb))`,
+          [JSON.stringify(phones)],
+        ),
+      );
+      for (const r of found) existing.set(r.phone_e164, r.id);
+    }
+    for (const p of batch) {
+      if (p.kind === 'invalid') {
+        totals.invalid += 1;
+        report.add({
+          row: p.row,
+          status: 'invalid',
+          ...(p.phone ? { phone: p.phone } : {}),
+          reason: p.reason,
+        });
+        continue;
+      }
+      const phone = p.contact.phoneE164;
+      const fields = { phone, name: p.contact.name, timeZone: p.contact.timeZone };
+      if (p.kind === 'new') {
+        const oldId = existing.get(phone);
+        const first = firstSeen.get(phone);
+        if (first && oldId) first.contactId = oldId;
+        if (!oldId) {
+          totals.accepted += 1;
+          report.add({ row: p.row, status: 'accepted', ...fields });
+        } else {
+          totals.duplicate += 1;
+          report.add({
+            row: p.row,
+            status: 'duplicate',
+            contactId: oldId,
+            ...fields,
+            reason: 'already a contact',
+          });
+        }
+      } else {
+        totals.duplicate += 1;
+        const contactId = firstSeen.get(phone)?.contactId;
+        report.add({
+          row: p.row,
+          status: 'duplicate',
+          ...(contactId ? { contactId } : {}),
+          ...fields,
+          reason: `same phone as row ${p.firstRow}`,
+        });
+      }
+    }
+  };
+
+  let header: string[] | undefined;
+  let columns: CsvColumns | undefined;
+  for await (const record of readCsvRecords(input.stream, input.maxBytes ?? MAX_CSV_BYTES)) {
+    if (!columns) {
+      if (record.error) {
+        throw new AppError(422, 'CSV_HEADER_INVALID', `The header row is malformed (${record.error})`);
+      }
+      if (record.fields.every((f) => !f.trim())) continue;
+      header = record.fields;
+      columns = mapColumns(record.fields);
+      continue;
+    }
+    if (!record.error && record.fields.every((f) => !f.trim())) continue;
+    totals.rows += 1;
+    if (record.error) {
+      pending.push({ row: record.line, kind: 'invalid', reason: `malformed CSV (${record.error})` });
+    } else if (record.fields.length !== columns.width) {
+      pending.push({
+        row: record.line,
+        kind: 'invalid',
+        reason: `row has ${record.fields.length} fields, header has ${columns.width}`,
+      });
+    } else {
+      const parsed = contactFromRow(record.fields, columns, region);
+      if ('reason' in parsed) {
+        pending.push({ row: record.line, kind: 'invalid', reason: parsed.reason, phone: parsed.phone });
+      } else {
+        const phone = parsed.contact.phoneE164;
+        const first = firstSeen.get(phone);
+        if (first) {
+          pending.push({ row: record.line, kind: 'repeat', contact: parsed.contact, firstRow: first.row });
+        } else {
+          firstSeen.set(phone, { row: record.line });
+          pending.push({ row: record.line, kind: 'new', contact: parsed.contact });
+          pendingContacts += 1;
+        }
+      }
+    }
+    if (pendingContacts >= PREVIEW_BATCH || pending.length >= PREVIEW_BATCH * 4) await flush();
+  }
+  if (!columns || !header || totals.rows === 0) {
+    throw new AppError(
+      422,
+      'CSV_EMPTY',
+      columns
+        ? 'The CSV has a header row but no data rows'
+        : 'The CSV is empty: send a header row and data rows',
+    );
+  }
+  if (pending.length) await flush();
+  return {
+    listId: null,
+    region,
+    totals,
+    rows: report.rows,
+    rowsTruncated: report.truncated,
+    columns: describeColumns(header, columns),
+  };
+}
+
 const importResponses = {
   200: { description: 'Row-by-row report', schema: importReportView },
   400: { description: 'VALIDATION_FAILED (region)' },
@@ -307,7 +537,7 @@ const importResponses = {
   422: { description: 'CSV_EMPTY, CSV_PHONE_COLUMN_MISSING or CSV_HEADER_INVALID: nothing was stored' },
 };
 
-const IMPORT_PATHS = ['/v1/contacts/import', '/v1/contact-lists/{id}/import'];
+const IMPORT_PATHS = ['/v1/contacts/import', '/v1/contact-lists/{id}/import', '/v1/contacts/import/preview'];
 
 /**
  * The import routes take a raw `text/csv` body, which the route declarations (JSON bodies only)
@@ -319,7 +549,7 @@ export function documentContactImports(doc: { paths: Record<string, Record<strin
     if (!operation) continue;
     operation.requestBody = {
       required: true,
-      description: `UTF-8 CSV, at most ${MAX_CSV_BYTES} bytes, header row first. Columns (any case): phone (or phone_number, number, mobile; required), name (or first_name + last_name), email, time_zone (or timezone), do_not_call (yes/no); every other column becomes an attribute. Valid rows are stored in batches; each row is reported by its line in the file.`,
+      description: `UTF-8 CSV, at most ${MAX_CSV_BYTES} bytes, header row first. Columns (any case): phone (or phone_number, number, mobile; required), name (or first_name + last_name), email, time_zone (or timezone), do_not_call (yes/no); every other column becomes an attribute. ${path.endsWith('/preview') ? 'Nothing is stored' : 'Valid rows are stored in batches'}; each row is reported by its line in the file.`,
       content: {
         'text/csv': {
           schema: { type: 'string' },
@@ -457,6 +687,33 @@ export function registerContactRoutes(api: ApiRouter, deps: ApiDeps): void {
     query: z.object({ region: regionSchema.optional() }),
     responses: importResponses,
     handler: async ({ auth, query, req, res }) => runImport(deps, auth, req, res, null, query.region),
+  });
+
+  api.route({
+    method: 'post',
+    path: '/v1/contacts/import/preview',
+    summary:
+      'Check a CSV body (text/csv) as the import would, storing nothing: the same row-by-row report (each row by its line, invalid ones with the reason) and totals, plus the columns read',
+    tag: 'contacts',
+    access: CONTACT_WRITERS,
+    query: z.object({ region: regionSchema.optional() }),
+    responses: {
+      ...importResponses,
+      200: { description: 'Row-by-row report of what the import would do', schema: importPreviewView },
+      422: { description: 'CSV_EMPTY, CSV_PHONE_COLUMN_MISSING or CSV_HEADER_INVALID, as the import' },
+    },
+    handler: async ({ auth, query, req, res }) => {
+      try {
+        const stream = csvUploadStream(req);
+        return {
+          body: await previewContactsCsv(deps, { tenantId: auth.tenantId, stream, region: query.region }),
+        };
+      } catch (err) {
+        if (err instanceof CsvTooLargeError) res.setHeader('connection', 'close');
+        else if (!req.readableEnded) req.resume();
+        throw err;
+      }
+    },
   });
 
   api.route({

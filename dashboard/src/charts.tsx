@@ -5,7 +5,17 @@
  */
 import type { ReactNode } from 'react';
 
-export const PALETTE = ['#2563eb', '#16a34a', '#f59e0b', '#dc2626', '#7c3aed', '#0891b2', '#db2777', '#65a30d', '#64748b'];
+export const PALETTE = [
+  '#2563eb',
+  '#16a34a',
+  '#f59e0b',
+  '#dc2626',
+  '#7c3aed',
+  '#0891b2',
+  '#db2777',
+  '#65a30d',
+  '#64748b',
+];
 
 export interface Series {
   name: string;
@@ -30,7 +40,11 @@ function Legend({ series }: { series: Series[] }) {
     <ul className="legend">
       {series.map((s, i) => (
         <li key={s.name}>
-          <span className="swatch" style={{ background: s.color ?? PALETTE[i % PALETTE.length] }} aria-hidden="true" />
+          <span
+            className="swatch"
+            style={{ background: s.color ?? PALETTE[i % PALETTE.length] }}
+            aria-hidden="true"
+          />
           {s.name}
         </li>
       ))}
@@ -52,7 +66,12 @@ function Frame({
   return (
     <figure className="chart">
       <figcaption>{title}</figcaption>
-      <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={`${title}. ${summary}`} preserveAspectRatio="none">
+      <svg
+        viewBox={`0 0 ${W} ${H}`}
+        role="img"
+        aria-label={`${title}. ${summary}`}
+        preserveAspectRatio="none"
+      >
         {children}
       </svg>
       <Legend series={series} />
@@ -82,7 +101,12 @@ function Axes({ max, labels, format }: { max: number; labels: string[]; format: 
       })}
       {labels.map((label, i) =>
         i % every === 0 ? (
-          <text key={i} x={PAD.left + (innerW * (i + 0.5)) / labels.length} y={H - PAD.bottom + 16} textAnchor="middle">
+          <text
+            key={i}
+            x={PAD.left + (innerW * (i + 0.5)) / labels.length}
+            y={H - PAD.bottom + 16}
+            textAnchor="middle"
+          >
             {label}
           </text>
         ) : null,
@@ -162,7 +186,10 @@ export function LineChart({
   const x = (i: number) => PAD.left + (innerW * (i + 0.5)) / Math.max(1, labels.length);
   const y = (v: number) => PAD.top + innerH * (1 - v / max);
   const summary = series
-    .map((s) => `${s.name}: ${s.values.map((v, i) => `${labels[i]} ${v === null ? 'none' : format(v)}`).join(', ')}`)
+    .map(
+      (s) =>
+        `${s.name}: ${s.values.map((v, i) => `${labels[i]} ${v === null ? 'none' : format(v)}`).join(', ')}`,
+    )
     .join('. ');
   return (
     <Frame title={title} summary={summary || 'No data'} series={series}>
@@ -208,7 +235,10 @@ export function FunnelChart({
             <span className="funnel-track">
               <span
                 className="funnel-bar"
-                style={{ width: `${(100 * s.value) / max}%`, background: s.color ?? PALETTE[i % PALETTE.length] }}
+                style={{
+                  width: `${(100 * s.value) / max}%`,
+                  background: s.color ?? PALETTE[i % PALETTE.length],
+                }}
               />
             </span>
             <span className="funnel-value">{s.value}</span>

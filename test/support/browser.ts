@@ -3,13 +3,16 @@
  * driven by playwright-core, headless, with a fake microphone for browser voice calls. Screenshots go
  * under test-output/e2e/<suite>/, numbered in the order they were taken.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import { encodeWav } from '../../realtime-relay/audio/wav';
+import { EspeakTts } from '../../realtime-relay/speech/espeak-tts';
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-export async function launchChromium(): Promise<Browser> {
+/** Options of the browser: a WAV file the fake microphone plays in a loop (default: a beeping tone). */
+export async function launchChromium(options: { microphoneWav?: string } = {}): Promise<Browser> {
   if (!existsSync(CHROMIUM_PATH)) {
     throw new Error(
       `Chromium not found at ${CHROMIUM_PATH}: npm test installs Debian's chromium (apt-get install chromium)`,
@@ -32,6 +35,7 @@ export async function launchChromium(): Promise<Browser> {
       '--use-fake-device-for-media-stream',
       '--use-fake-ui-for-media-stream',
       '--autoplay-policy=no-user-gesture-required',
+      ...(options.microphoneWav ? [`--use-file-for-fake-audio-capture=${options.microphoneWav}`] : []),
     ],
   });
 }
@@ -104,11 +108,34 @@ const UNLABELLED_CONTROLS = `(() => {
 /** Waits until the locator's text matches (playwright-core has no expect of its own). */
 export async function waitForText(locator: Locator, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
-  let last = '';
+  let seen = '(the element never appeared)';
   for (;;) {
-    last = (await locator.innerText({ timeout: Math.max(1, deadline - Date.now()) }).catch(() => '')) ?? '';
-    if (pattern.test(last)) return last;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${String(pattern)}; last text: ${last.slice(0, 300)}`);
+    const text = await locator
+      .innerText({ timeout: Math.max(100, deadline - Date.now()) })
+      .catch(() => undefined);
+    if (text !== undefined) seen = text;
+    if (text !== undefined && pattern.test(text)) return text;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${String(pattern)}; the text was: ${seen.slice(0, 600)}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * A WAV for the fake microphone: `leadSeconds` of silence, then `words` spoken by espeak-ng, then
+ * `tailSeconds` of silence (Chromium loops the file, so the caller says it again after that).
+ */
+export async function spokenWav(
+  file: string,
+  words: string,
+  { leadSeconds, tailSeconds }: { leadSeconds: number; tailSeconds: number },
+): Promise<string> {
+  const rate = 8_000;
+  const speech = await new EspeakTts().synthesize({ text: words, voiceId: 'en-us', language: 'en-US' });
+  const audio = new Int16Array(Math.round((leadSeconds + tailSeconds) * rate) + speech.length);
+  audio.set(speech, Math.round(leadSeconds * rate));
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, encodeWav([audio], rate));
+  return file;
 }
