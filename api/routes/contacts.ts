@@ -7,7 +7,6 @@
  */
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Readable } from 'node:stream';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { Contact, ContactList, Tenant, type Role } from '../../db/entities';
@@ -28,15 +27,10 @@ import {
   MAX_NAME_LENGTH,
   MAX_REPORTED_ROWS,
   CsvTooLargeError,
-  contactFromRow,
   csvUploadStream,
   importContactsCsv,
-  mapColumns,
   normalizeRegion,
-  readCsvRecords,
   type AttributeValue,
-  type ContactFields,
-  type CsvColumns,
 } from '../services/contact-import';
 
 export const CONTACT_WRITERS = ['owner', 'admin', 'campaign_manager'] as const satisfies readonly Role[];
@@ -342,190 +336,6 @@ async function runImport(
   }
 }
 
-type PreviewRow = z.infer<typeof previewRowView>;
-
-/** The report's rows, kept as the import keeps them: all of a small file, else the first problems. */
-class PreviewRows {
-  readonly rows: PreviewRow[] = [];
-  truncated = false;
-  private seen = 0;
-
-  add(entry: PreviewRow): void {
-    this.seen += 1;
-    if (this.seen > MAX_REPORTED_ROWS && !this.truncated) {
-      this.truncated = true;
-      const kept = this.rows.filter((r) => r.status !== 'accepted');
-      this.rows.length = 0;
-      this.rows.push(...kept);
-    }
-    if (this.truncated && (entry.status === 'accepted' || this.rows.length >= MAX_REPORTED_ROWS)) return;
-    this.rows.push(entry);
-  }
-}
-
-const PREVIEW_BATCH = 500;
-
-function describeColumns(header: string[], columns: CsvColumns): ImportPreview['columns'] {
-  const named = (index: number | undefined) => (index === undefined ? null : (header[index] ?? '').trim());
-  return {
-    phone: named(columns.known.phone) ?? '',
-    name: named(columns.known.name),
-    firstName: named(columns.known.firstName),
-    lastName: named(columns.known.lastName),
-    email: named(columns.known.email),
-    timeZone: named(columns.known.timeZone),
-    doNotCall: named(columns.known.doNotCall),
-    attributes: columns.attributes.map(([key, index]) => ({ column: (header[index] ?? '').trim(), key })),
-  };
-}
-
-/**
- * What `importContactsCsv` would report for a CSV, storing nothing: the same reader, column
- * mapping, row checks, duplicate rules (a phone repeated in the file, or already a contact of the
- * tenant, looked up read-only) and whole-file refusals, row by row with the same line numbers and
- * reasons. Nothing is written: no contact, no list membership, no audit entry.
- */
-export async function previewContactsCsv(
-  deps: Pick<ApiDeps, 'orm'>,
-  input: { tenantId: string; stream: Readable; region?: string; maxBytes?: number },
-): Promise<ImportPreview> {
-  const { tenantId } = input;
-  const defaultRegion = await withTenant(deps.orm, tenantId, (em) => tenantRegion(em, tenantId));
-  const region = normalizeRegion(input.region ?? defaultRegion);
-  if (!region) {
-    throw new ValidationError(`Invalid request: region: '${input.region}' is not a known region`, [
-      { path: 'query.region', message: 'must be an ISO 3166 country code' },
-    ]);
-  }
-  type Pending =
-    | { row: number; kind: 'invalid'; reason: string; phone?: string }
-    | { row: number; kind: 'new' | 'repeat'; contact: ContactFields; firstRow?: number };
-  const totals = { rows: 0, accepted: 0, duplicate: 0, invalid: 0 };
-  const report = new PreviewRows();
-  const firstSeen = new Map<string, { row: number; contactId?: string }>();
-  let pending: Pending[] = [];
-  let pendingContacts = 0;
-
-  const flush = async () => {
-    const batch = pending;
-    pending = [];
-    pendingContacts = 0;
-    const phones = batch.flatMap((p) => (p.kind === 'new' ? [p.contact.phoneE164] : []));
-    const existing = new Map<string, string>();
-    if (phones.length) {
-      const found = await withTenant(deps.orm, tenantId, (em) =>
-        em.execute<{ id: string; phone_e164: string }[]>(
-          `select id, phone_e164 from contacts
-            where phone_e164 in (select jsonb_array_elements_text(?::jsonb))`,
-          [JSON.stringify(phones)],
-        ),
-      );
-      for (const r of found) existing.set(r.phone_e164, r.id);
-    }
-    for (const p of batch) {
-      if (p.kind === 'invalid') {
-        totals.invalid += 1;
-        report.add({
-          row: p.row,
-          status: 'invalid',
-          ...(p.phone ? { phone: p.phone } : {}),
-          reason: p.reason,
-        });
-        continue;
-      }
-      const phone = p.contact.phoneE164;
-      const fields = { phone, name: p.contact.name, timeZone: p.contact.timeZone };
-      if (p.kind === 'new') {
-        const oldId = existing.get(phone);
-        const first = firstSeen.get(phone);
-        if (first && oldId) first.contactId = oldId;
-        if (!oldId) {
-          totals.accepted += 1;
-          report.add({ row: p.row, status: 'accepted', ...fields });
-        } else {
-          totals.duplicate += 1;
-          report.add({
-            row: p.row,
-            status: 'duplicate',
-            contactId: oldId,
-            ...fields,
-            reason: 'already a contact',
-          });
-        }
-      } else {
-        totals.duplicate += 1;
-        const contactId = firstSeen.get(phone)?.contactId;
-        report.add({
-          row: p.row,
-          status: 'duplicate',
-          ...(contactId ? { contactId } : {}),
-          ...fields,
-          reason: `same phone as row ${p.firstRow}`,
-        });
-      }
-    }
-  };
-
-  let header: string[] | undefined;
-  let columns: CsvColumns | undefined;
-  for await (const record of readCsvRecords(input.stream, input.maxBytes ?? MAX_CSV_BYTES)) {
-    if (!columns) {
-      if (record.error) {
-        throw new AppError(422, 'CSV_HEADER_INVALID', `The header row is malformed (${record.error})`);
-      }
-      if (record.fields.every((f) => !f.trim())) continue;
-      header = record.fields;
-      columns = mapColumns(record.fields);
-      continue;
-    }
-    if (!record.error && record.fields.every((f) => !f.trim())) continue;
-    totals.rows += 1;
-    if (record.error) {
-      pending.push({ row: record.line, kind: 'invalid', reason: `malformed CSV (${record.error})` });
-    } else if (record.fields.length !== columns.width) {
-      pending.push({
-        row: record.line,
-        kind: 'invalid',
-        reason: `row has ${record.fields.length} fields, header has ${columns.width}`,
-      });
-    } else {
-      const parsed = contactFromRow(record.fields, columns, region);
-      if ('reason' in parsed) {
-        pending.push({ row: record.line, kind: 'invalid', reason: parsed.reason, phone: parsed.phone });
-      } else {
-        const phone = parsed.contact.phoneE164;
-        const first = firstSeen.get(phone);
-        if (first) {
-          pending.push({ row: record.line, kind: 'repeat', contact: parsed.contact, firstRow: first.row });
-        } else {
-          firstSeen.set(phone, { row: record.line });
-          pending.push({ row: record.line, kind: 'new', contact: parsed.contact });
-          pendingContacts += 1;
-        }
-      }
-    }
-    if (pendingContacts >= PREVIEW_BATCH || pending.length >= PREVIEW_BATCH * 4) await flush();
-  }
-  if (!columns || !header || totals.rows === 0) {
-    throw new AppError(
-      422,
-      'CSV_EMPTY',
-      columns
-        ? 'The CSV has a header row but no data rows'
-        : 'The CSV is empty: send a header row and data rows',
-    );
-  }
-  if (pending.length) await flush();
-  return {
-    listId: null,
-    region,
-    totals,
-    rows: report.rows,
-    rowsTruncated: report.truncated,
-    columns: describeColumns(header, columns),
-  };
-}
-
 const importResponses = {
   200: { description: 'Row-by-row report', schema: importReportView },
   400: { description: 'VALIDATION_FAILED (region)' },
@@ -706,7 +516,14 @@ export function registerContactRoutes(api: ApiRouter, deps: ApiDeps): void {
       try {
         const stream = csvUploadStream(req);
         return {
-          body: await previewContactsCsv(deps, { tenantId: auth.tenantId, stream, region: query.region }),
+          body: await importContactsCsv(deps, {
+            tenantId: auth.tenantId,
+            listId: null,
+            stream,
+            region: query.region,
+            actor: auth.actor,
+            dryRun: true,
+          }),
         };
       } catch (err) {
         if (err instanceof CsvTooLargeError) res.setHeader('connection', 'close');

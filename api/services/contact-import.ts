@@ -547,6 +547,21 @@ export interface ImportRowReport {
   contactId?: string;
   phone?: string;
   reason?: string;
+  /** A dry run (the preview) also shows who the row is and the zone its calls would use. */
+  name?: string | null;
+  timeZone?: string | null;
+}
+
+/** Which header column each field is read from (a dry run reports it for the preview). */
+export interface ImportColumnsView {
+  phone: string;
+  name: string | null;
+  firstName: string | null;
+  lastName: string | null;
+  email: string | null;
+  timeZone: string | null;
+  doNotCall: string | null;
+  attributes: { column: string; key: string }[];
 }
 
 export interface ImportReport {
@@ -560,6 +575,8 @@ export interface ImportReport {
    * MAX_REPORTED_ROWS rows that were not accepted; `totals` still count every row.
    */
   rowsTruncated: boolean;
+  /** Dry runs only. */
+  columns?: ImportColumnsView;
 }
 
 export interface ContactImportDeps {
@@ -577,12 +594,17 @@ export interface ContactImportInput {
   actor: Actor;
   ip?: string;
   maxBytes?: number;
+  /**
+   * Check the file exactly as the import would and report the same rows, storing nothing (no
+   * contact, list membership or audit entry): existing contacts are looked up read-only.
+   */
+  dryRun?: boolean;
 }
 
 type PendingRow =
   | { row: number; kind: 'invalid'; reason: string; phone?: string }
   | { row: number; kind: 'new'; contact: ContactFields }
-  | { row: number; kind: 'repeat'; phone: string; firstRow: number };
+  | { row: number; kind: 'repeat'; contact: ContactFields; firstRow: number };
 
 /** Collects row reports in file order, keeping the list short for big files. */
 class ReportRows {
@@ -601,6 +623,37 @@ class ReportRows {
     if (this.truncated && (entry.status === 'accepted' || this.rows.length >= MAX_REPORTED_ROWS)) return;
     this.rows.push(entry);
   }
+}
+
+/** A dry run's batch: which of these numbers are already contacts (nothing is written). */
+async function lookUpBatch(
+  em: EntityManager,
+  contacts: ContactFields[],
+): Promise<{ inserted: Map<string, string>; existing: Map<string, string> }> {
+  const existing = new Map<string, string>();
+  if (contacts.length) {
+    const found = await em.execute<{ id: string; phone_e164: string }[]>(
+      `select id, phone_e164 from contacts
+        where phone_e164 in (select jsonb_array_elements_text(?::jsonb))`,
+      [JSON.stringify(contacts.map((c) => c.phoneE164))],
+    );
+    for (const r of found) existing.set(r.phone_e164, r.id);
+  }
+  return { inserted: new Map(), existing };
+}
+
+function describeColumns(header: string[], columns: CsvColumns): ImportColumnsView {
+  const named = (index: number | undefined) => (index === undefined ? null : (header[index] ?? '').trim());
+  return {
+    phone: named(columns.known.phone) ?? '',
+    name: named(columns.known.name),
+    firstName: named(columns.known.firstName),
+    lastName: named(columns.known.lastName),
+    email: named(columns.known.email),
+    timeZone: named(columns.known.timeZone),
+    doNotCall: named(columns.known.doNotCall),
+    attributes: columns.attributes.map(([key, index]) => ({ column: (header[index] ?? '').trim(), key })),
+  };
 }
 
 /** Stores one batch: new contacts inserted (an existing number is left as it is), all added to the list. */
@@ -666,6 +719,7 @@ export async function importContactsCsv(
   input: ContactImportInput,
 ): Promise<ImportReport> {
   const { tenantId, listId } = input;
+  const dryRun = input.dryRun === true;
   const tenantRegion = await withTenant(deps.orm, tenantId, async (em) => {
     if (listId && !(await em.findOne(ContactList, { id: listId }, { fields: ['id'] }))) {
       throw new NotFoundError('Contact list', listId);
@@ -692,8 +746,10 @@ export async function importContactsCsv(
     pending = [];
     pendingContacts = 0;
     const contacts = batch.flatMap((p) => (p.kind === 'new' ? [p.contact] : []));
-    const stored = await withTenant(deps.orm, tenantId, (em) => storeBatch(em, tenantId, listId, contacts));
-    flushed = true;
+    const stored = await withTenant(deps.orm, tenantId, (em) =>
+      dryRun ? lookUpBatch(em, contacts) : storeBatch(em, tenantId, listId, contacts),
+    );
+    flushed = !dryRun;
     for (const p of batch) {
       if (p.kind === 'invalid') {
         totals.invalid += 1;
@@ -710,9 +766,17 @@ export async function importContactsCsv(
         const contactId = newId ?? oldId;
         const first = firstSeen.get(phone);
         if (first) first.contactId = contactId;
-        if (newId) {
+        const who = dryRun ? { name: p.contact.name, timeZone: p.contact.timeZone } : {};
+        // A dry run inserts nothing: a number that is not a contact yet would be accepted.
+        if (newId || (dryRun && !oldId)) {
           totals.accepted += 1;
-          report.add({ row: p.row, status: 'accepted', contactId: newId, phone });
+          report.add({
+            row: p.row,
+            status: 'accepted',
+            ...(newId ? { contactId: newId } : {}),
+            phone,
+            ...who,
+          });
         } else {
           totals.duplicate += 1;
           report.add({
@@ -720,17 +784,20 @@ export async function importContactsCsv(
             status: 'duplicate',
             ...(oldId ? { contactId: oldId } : {}),
             phone,
+            ...who,
             reason: 'already a contact',
           });
         }
       } else {
         totals.duplicate += 1;
-        const contactId = firstSeen.get(p.phone)?.contactId;
+        const phone = p.contact.phoneE164;
+        const contactId = firstSeen.get(phone)?.contactId;
         report.add({
           row: p.row,
           status: 'duplicate',
           ...(contactId ? { contactId } : {}),
-          phone: p.phone,
+          phone,
+          ...(dryRun ? { name: p.contact.name, timeZone: p.contact.timeZone } : {}),
           reason: `same phone as row ${p.firstRow}`,
         });
       }
@@ -738,8 +805,9 @@ export async function importContactsCsv(
   };
 
   /** One audit entry per import, also for one stopped part-way with rows already stored. */
-  const auditImport = (stoppedBy?: string) =>
-    withTenant(deps.orm, tenantId, async (em) => {
+  const auditImport = async (stoppedBy?: string) => {
+    if (dryRun) return;
+    await withTenant(deps.orm, tenantId, async (em) => {
       recordAudit(
         em,
         { tenantId, actor: input.actor },
@@ -753,13 +821,16 @@ export async function importContactsCsv(
       );
       if (listId) await em.nativeUpdate(ContactList, { id: listId }, { updatedAt: new Date() });
     });
+  };
 
   let columns: CsvColumns | undefined;
+  let header: string[] = [];
   try {
     for await (const record of readCsvRecords(input.stream, input.maxBytes ?? MAX_CSV_BYTES)) {
       if (!columns) {
         if (record.error) throw headerError(`The header row is malformed (${record.error})`);
         if (record.fields.every((f) => !f.trim())) continue;
+        header = record.fields;
         columns = mapColumns(record.fields);
         continue;
       }
@@ -782,7 +853,7 @@ export async function importContactsCsv(
           const phone = parsed.contact.phoneE164;
           const first = firstSeen.get(phone);
           if (first) {
-            pending.push({ row: record.line, kind: 'repeat', phone, firstRow: first.row });
+            pending.push({ row: record.line, kind: 'repeat', contact: parsed.contact, firstRow: first.row });
           } else {
             firstSeen.set(phone, { row: record.line });
             pending.push({ row: record.line, kind: 'new', contact: parsed.contact });
@@ -810,7 +881,14 @@ export async function importContactsCsv(
     throw err;
   }
   await auditImport();
-  return { listId, region, totals, rows: report.rows, rowsTruncated: report.truncated };
+  return {
+    listId,
+    region,
+    totals,
+    rows: report.rows,
+    rowsTruncated: report.truncated,
+    ...(dryRun ? { columns: describeColumns(header, columns) } : {}),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
