@@ -1,6 +1,7 @@
 // Typed linting for the whole project, plus the determinism fence around workflows/ (conventions §1).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import reactHooks from 'eslint-plugin-react-hooks';
 
 const NODE_BUILTINS = [
   'assert',
@@ -41,7 +42,8 @@ export default tseslint.config(
       '.data/',
       '.tools/',
       'test-output/',
-      'dashboard/',
+      'dashboard/dist/',
+      'dashboard/vite.config.mts',
       'coverage/',
       '**/*.cjs',
       '*.mjs',
@@ -63,6 +65,15 @@ export default tseslint.config(
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' },
       ],
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
+    },
+  },
+  {
+    // The dashboard: hooks called unconditionally, with every dependency named.
+    files: ['dashboard/src/**/*.{ts,tsx}'],
+    plugins: { 'react-hooks': reactHooks },
+    rules: {
+      'react-hooks/rules-of-hooks': 'error',
+      'react-hooks/exhaustive-deps': 'error',
     },
   },
   {

@@ -64,10 +64,10 @@ export interface Session {
   tenant: Tenant;
   role: Role;
   memberships: Membership[];
-  can(permission: Permission): boolean;
-  signIn(email: string, password: string, tenantId?: string): Promise<void>;
-  switchTenant(tenantId: string): Promise<void>;
-  signOut(): void;
+  can: (permission: Permission) => boolean;
+  signIn: (email: string, password: string, tenantId?: string) => Promise<void>;
+  switchTenant: (tenantId: string) => Promise<void>;
+  signOut: () => void;
 }
 
 const STORAGE_KEY = 'parley.token';

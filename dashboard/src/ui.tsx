@@ -220,7 +220,8 @@ export function Field({
 }
 
 export function Badge({ children, tone }: { children: ReactNode; tone?: string }) {
-  return <span className={`badge ${tone ?? toneOf(String(children))}`}>{children}</span>;
+  const word = typeof children === 'string' || typeof children === 'number' ? String(children) : '';
+  return <span className={`badge ${tone ?? toneOf(word)}`}>{children}</span>;
 }
 
 /** A colour for common statuses, so the same word looks the same on every page. */

@@ -999,7 +999,7 @@ export function ToolsEditor({
             </div>
             <SchemaField
               label="Parameters (JSON Schema)"
-              value={current.parameters as Record<string, unknown> | undefined}
+              value={current.parameters}
               raw={json.raw[`tools[${selected}].parameters`]}
               onRaw={(text) => json.setRaw(`tools[${selected}].parameters`, text)}
               onValue={(parameters) =>
@@ -1130,7 +1130,7 @@ export function AnalysisEditor({
         </Labeled>
         <SchemaField
           label="Structured data schema (JSON Schema)"
-          value={analysis.structuredDataSchema as Record<string, unknown> | undefined}
+          value={analysis.structuredDataSchema}
           raw={json.raw['analysis.structuredDataSchema']}
           onRaw={(text) => json.setRaw('analysis.structuredDataSchema', text)}
           onValue={(schema) =>

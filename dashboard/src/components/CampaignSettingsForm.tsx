@@ -196,7 +196,7 @@ export function settingsChanges(
       out[key] = settings[key];
     }
   }
-  return out as SettingsChange;
+  return out;
 }
 
 /** Windows without empty days, in weekday order (so an unchanged week compares equal). */

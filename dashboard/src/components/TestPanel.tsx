@@ -72,8 +72,9 @@ function labelOf(version: number | null | undefined): string {
 
 function slotText(value: unknown): string {
   if (value === null || value === undefined) return '—';
-  if (typeof value === 'object') return JSON.stringify(value);
-  return String(value);
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return JSON.stringify(value);
 }
 
 /** The status an SSE `error` event's code stands for (the same codes as the plain endpoint). */

@@ -120,7 +120,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 /** One line saying what a whole node / edge / tool is. */
 function summarize(kind: Described['element'], value: unknown): string {
   if (!isRecord(value)) return formatValue(value);
-  const s = (k: string) => (typeof value[k] === 'string' ? (value[k] as string) : undefined);
+  const s = (k: string) => (typeof value[k] === 'string' ? value[k] : undefined);
   switch (kind) {
     case 'node': {
       const text =

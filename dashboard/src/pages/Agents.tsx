@@ -95,7 +95,7 @@ function NewAgentForm({ onCancel }: { onCancel: () => void }) {
         name: name.trim(),
         definition: starterDefinition(),
       });
-      navigate(`/agents/${agent.id}`);
+      void navigate(`/agents/${agent.id}`);
     } catch (err) {
       if (err instanceof ApiError) setNameError(err.fieldErrors()['body.name']);
       setError(err);

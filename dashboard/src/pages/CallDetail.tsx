@@ -26,7 +26,8 @@ type Timings = Record<string, unknown>;
 
 interface TranscriptTurn {
   seq: number;
-  role: 'caller' | 'agent' | 'system' | 'tool' | string;
+  /** caller, agent, system or tool (older records may hold others). */
+  role: string;
   text: string;
   heardText: string | null;
   interrupted: boolean;

@@ -26,8 +26,8 @@ export interface CallSummary {
   agentId: string | null;
   agentVersionId: string | null;
   campaignId: string | null;
-  direction: 'inbound' | 'outbound' | string;
-  channel: 'voice' | 'text' | 'web' | string;
+  direction: 'inbound' | 'outbound';
+  channel: 'voice' | 'text' | 'web';
   from: string | null;
   to: string | null;
   status: string;

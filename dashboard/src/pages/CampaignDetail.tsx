@@ -263,9 +263,11 @@ function CampaignDetail({ id }: { id: string }) {
   const reloadCampaign = campaign.reload;
 
   // The campaign row follows its status (launchedAt, finishedAt, summary, settings edited by the workflow).
+  const progressStatus = progress?.status;
+  const rowStatus = c?.status;
   useEffect(() => {
-    if (progress && c && progress.status !== c.status) reloadCampaign();
-  }, [progress?.status, c?.status, reloadCampaign]);
+    if (progressStatus && rowStatus && progressStatus !== rowStatus) reloadCampaign();
+  }, [progressStatus, rowStatus, reloadCampaign]);
 
   const act = useCallback(
     async (verb: 'launch' | 'pause' | 'resume' | 'cancel', done: string) => {

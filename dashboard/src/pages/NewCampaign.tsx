@@ -168,7 +168,7 @@ export function NewCampaignPage() {
         ...(startsAt ? { startsAt } : {}),
         ...(endsAt ? { endsAt } : {}),
       });
-      navigate(`/campaigns/${created.id}`, {
+      void navigate(`/campaigns/${created.id}`, {
         state: { importReport: created.importReport, warnings: created.warnings, fileName: file.name },
       });
     } catch (err) {
