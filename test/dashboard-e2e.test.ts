@@ -277,6 +277,9 @@ describe('the dashboard in a browser', () => {
     await shots.take(page, 'campaign-running');
     await waitForText(main(), /Campaign completed/, 120_000);
     await waitForText(page.getByTestId('campaign-status'), /^completed$/);
+    // The contacts table ends on each contact's final state.
+    const contactsTable = page.getByRole('region', { name: 'Contacts', exact: true }).getByRole('table');
+    await waitForText(contactsTable, /Ada Lovelace\s+completed[\s\S]*Alan Turing\s+completed/);
     await shots.take(page, 'campaign-completed');
 
     const res = await request(cs.stack.app)

@@ -204,6 +204,17 @@ function useCampaignProgress(id: string) {
 }
 
 /** Calls `fn` when `key` changes, at most once per `ms` (the last change always gets its call). */
+/** A campaign in one of these has written its last contact and attempt rows. */
+const FINISHED_STATUSES: readonly CampaignStatus[] = ['completed', 'canceled', 'failed'];
+
+/** Reloads once when the campaign finishes, so the tables end on the final rows. */
+function useReloadWhenFinished(status: CampaignStatus | undefined, reload: () => void) {
+  const finished = status !== undefined && FINISHED_STATUSES.includes(status);
+  useEffect(() => {
+    if (finished) reload();
+  }, [finished, reload]);
+}
+
 function useThrottledOnChange(key: string, ms: number, fn: () => void) {
   const last = useRef(0);
   const first = useRef(true);
@@ -459,7 +470,7 @@ function CampaignDetail({ id }: { id: string }) {
       <ProgressSection progress={progress} />
       <SettingsSummary campaign={c} />
       <ContactsTable id={id} status={status} progress={progress} />
-      <AttemptsTable id={id} progress={progress} />
+      <AttemptsTable id={id} status={status} progress={progress} />
     </>
   );
 }
@@ -698,6 +709,7 @@ function ContactsTable({
   const [filter, setFilter] = useState('');
   const contacts = usePaged<CampaignContact>(`/v1/campaigns/${id}/contacts`, { status: filter, limit: 25 });
   useThrottledOnChange(progressKey(progress), 2000, contacts.reload);
+  useReloadWhenFinished(status, contacts.reload);
   const rows = contacts.data?.data ?? [];
   return (
     <section className="campaign-table" aria-labelledby="campaign-contacts-title">
@@ -773,9 +785,18 @@ function ContactsTable({
   );
 }
 
-function AttemptsTable({ id, progress }: { id: string; progress?: Progress }) {
+function AttemptsTable({
+  id,
+  status,
+  progress,
+}: {
+  id: string;
+  status: CampaignStatus;
+  progress?: Progress;
+}) {
   const attempts = usePaged<CampaignAttempt>(`/v1/campaigns/${id}/attempts`, { limit: 25 });
   useThrottledOnChange(progressKey(progress), 2000, attempts.reload);
+  useReloadWhenFinished(status, attempts.reload);
   const rows = attempts.data?.data ?? [];
   return (
     <section className="campaign-table" aria-labelledby="campaign-attempts-title">
