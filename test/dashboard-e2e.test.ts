@@ -7,6 +7,7 @@
  */
 import request from 'supertest';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
+import { HubSpotPeer } from './peers/hubspot-peer';
 import { bearer, uniqueEmail } from './support/stack';
 import { startCampaignStack, testNumber, type CampaignStack } from './support/campaign-stack';
 import path from 'node:path';
@@ -19,6 +20,8 @@ const { buildDashboardIfStale } = require('../scripts/build-dashboard.cjs') as {
 jest.setTimeout(180_000);
 
 let cs: CampaignStack;
+let hubspot: HubSpotPeer;
+const HUBSPOT_TOKEN = 'pat-na1-dashboard-e2e-0000000000000';
 let browser: Browser;
 let context: BrowserContext;
 let page: Page;
@@ -28,7 +31,12 @@ const built = { agentId: '', callId: '' };
 
 beforeAll(async () => {
   if (!buildDashboardIfStale()) throw new Error('the dashboard did not build');
-  cs = await startCampaignStack({ worker: true, peer: { fastMedia: true } });
+  hubspot = new HubSpotPeer({ accessToken: HUBSPOT_TOKEN });
+  cs = await startCampaignStack({
+    worker: true,
+    peer: { fastMedia: true },
+    env: { HUBSPOT_API_BASE_URL: await hubspot.start() },
+  });
   // The fake microphone: a caller who waits for the agent to finish, then says "yes".
   const microphoneWav = await spokenWav(path.join(shots.dir, '..', 'caller-says-yes.wav'), 'yes', {
     leadSeconds: 9,
@@ -44,6 +52,7 @@ afterAll(async () => {
   await context?.close();
   await browser?.close();
   await cs?.close();
+  await hubspot?.stop();
 });
 
 /** Every control on the current page has an accessible name. */
@@ -290,8 +299,108 @@ describe('the dashboard in a browser', () => {
     expect(dialed).toEqual([testNumber(212, 4101), testNumber(212, 4102)]);
   });
 
+  it('publishes a second version, shows a readable diff, and rolls the draft back', async () => {
+    await page.goto(`/agents/${built.agentId}`);
+    await page.getByRole('tab', { name: 'Settings' }).click();
+    const greeting = page.getByLabel('Greeting', { exact: true });
+    const firstGreeting = await greeting.inputValue();
+    await greeting.fill('Good morning! You have reached the front desk.');
+    await page.getByRole('button', { name: 'Save draft' }).click();
+    await page.getByRole('button', { name: 'Publish' }).click();
+    await waitForText(main(), /Published version 2/);
+
+    await page.getByRole('tab', { name: 'Versions' }).click();
+    await page.getByLabel('Compare from').selectOption('1');
+    await page.getByLabel('Compare to').selectOption('2');
+    // The diff names the field and shows the text before and after.
+    await waitForText(
+      main(),
+      /Greeting[\s\S]*Hello! Thanks for calling[\s\S]*Good morning! You have reached the front desk\./,
+    );
+    await expectLabelled();
+    await shots.take(page, 'version-diff');
+
+    await page.getByRole('button', { name: 'Roll back to version 1' }).click();
+    await page.getByRole('button', { name: 'Confirm roll back' }).click();
+    await waitForText(main(), /Draft restored from version 1/);
+    const agent = await request(cs.stack.app).get(`/v1/agents/${built.agentId}`).set(bearer(cs.tenant.token));
+    expect(agent.body.draft?.greeting ?? agent.body.definition?.greeting).toBe(firstGreeting);
+    await shots.take(page, 'rolled-back');
+  });
+
+  it('registers a phone number and assigns an agent to it', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Phone numbers' }).click();
+    const number = testNumber(646, 7001);
+    const form = page.getByRole('form', { name: 'Register number' });
+    await form.getByLabel('Phone number').fill(number);
+    await form.getByLabel('Label').fill('Front desk line');
+    await form.getByLabel('Agent', { exact: true }).selectOption({ label: 'Front desk' });
+    await form.getByRole('button', { name: 'Register number' }).click();
+    const rowAgent = page.getByLabel(`Agent for ${number}`);
+    await rowAgent.waitFor();
+    // Reassign it from the table.
+    await rowAgent.selectOption({ label: 'Reminder' });
+    await waitForText(main(), /Saved/);
+    await expectLabelled();
+    await shots.take(page, 'phone-numbers');
+    const numbers = await request(cs.stack.app).get('/v1/phone-numbers').set(bearer(cs.tenant.token));
+    expect(numbers.body.data.find((n: { number: string }) => n.number === number)).toMatchObject({
+      agentId: cs.agentId,
+    });
+    // A number already registered is refused with the reason next to the field.
+    await form.getByLabel('Phone number').fill(number);
+    await form.getByRole('button', { name: 'Register number' }).click();
+    await waitForText(form, /already|taken/i);
+  });
+
+  it('connects HubSpot (checked against the CRM), tests it, and disconnects', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Integrations' }).click();
+    const card = page.getByRole('region', { name: 'HubSpot', exact: true });
+    await card.getByLabel('HubSpot private app token').fill('pat-na1-not-the-right-token-0000');
+    await card.getByRole('button', { name: 'Connect HubSpot' }).click();
+    await waitForText(card, /CRM_CREDENTIALS_REJECTED/);
+    await card.getByLabel('HubSpot private app token').fill(HUBSPOT_TOKEN);
+    await card.getByRole('button', { name: 'Connect HubSpot' }).click();
+    await waitForText(card, /connected/i);
+    await card.getByRole('button', { name: 'Test connection' }).click();
+    await waitForText(card, /ok|succeeded|works|passed/i);
+    await expectLabelled();
+    await shots.take(page, 'integrations');
+    const listed = await request(cs.stack.app).get('/v1/integrations').set(bearer(cs.tenant.token));
+    expect(JSON.stringify(listed.body)).not.toContain(HUBSPOT_TOKEN);
+    page.once('dialog', (dialog) => void dialog.accept());
+    await card.getByRole('button', { name: 'Disconnect' }).click();
+    await waitForText(card, /not connected/i);
+  });
+
+  it('shows analytics and billing with charts of the calls made', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Analytics' }).click();
+    const analytics = await request(cs.stack.app).get('/v1/analytics').set(bearer(cs.tenant.token));
+    expect(analytics.status).toBe(200);
+    // The chat, the voice call and the campaign's two calls.
+    expect(analytics.body.totals.calls).toBe(4);
+    await page.getByRole('img', { name: /^Calls per day/ }).waitFor();
+    await page.getByRole('img', { name: /^Turn latency/ }).waitFor();
+    await expectLabelled();
+    await shots.take(page, 'analytics');
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Billing' }).click();
+    await page.getByRole('progressbar', { name: 'Minutes used' }).waitFor();
+    await page.getByRole('img', { name: /^Usage this period/ }).waitFor();
+    await page.getByRole('heading', { name: 'Invoices' }).waitFor();
+    await expectLabelled();
+    await shots.take(page, 'billing');
+  });
+
   it('works by keyboard: sign in, reach the calls and open one without the mouse', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
+    await page
+      .getByLabel('Email')
+      .waitFor()
+      .catch(async (err) => {
+        await shots.take(page, 'sign-out-failed');
+        throw err;
+      });
     await page.getByLabel('Email').focus();
     await page.keyboard.type(cs.tenant.email);
     await page.keyboard.press('Tab');
@@ -343,6 +452,33 @@ describe('the dashboard in a browser', () => {
       .send({});
     expect(refused.status).toBe(403);
     expect(refused.body.error.code).toBe('INSUFFICIENT_ROLE');
+  });
+
+  it('switches between the workspaces one email belongs to', async () => {
+    const second = await request(cs.stack.app).post('/v1/auth/signup').send({
+      tenantName: 'Second Workspace',
+      name: 'Same Person',
+      email: cs.tenant.email,
+      password: cs.tenant.password,
+    });
+    expect(second.status).toBe(201);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Email').fill(cs.tenant.email);
+    await page.getByLabel('Password').fill(cs.tenant.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    // Two workspaces: the sign-in asks which one.
+    await page.getByLabel('Workspace').selectOption(cs.tenant.tenantId);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const switcher = page.getByLabel('Switch workspace');
+    await switcher.waitFor();
+    await switcher.selectOption(second.body.tenant.id as string);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Agents' }).click();
+    // The new workspace has none of the first one's agents.
+    await waitForText(main(), /agent/i);
+    expect(await main().getByRole('link', { name: 'Front desk' }).count()).toBe(0);
+    await shots.take(page, 'second-workspace');
+    await switcher.selectOption(cs.tenant.tenantId);
+    await main().getByRole('link', { name: 'Front desk' }).waitFor();
   });
 });
 

@@ -130,5 +130,6 @@ export function App() {
   const { session, loading } = useSessionState();
   if (loading) return <Loading label="Starting Parley…" />;
   if (!session) return <SignInPage />;
-  return <Shell />;
+  // Another workspace is another world: every page and its loaded data start afresh.
+  return <Shell key={session.tenant.id} />;
 }

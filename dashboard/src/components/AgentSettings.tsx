@@ -4,10 +4,10 @@
  * editor and the version history share (the agent views, issue look-ups, JSON Schema fields).
  * Every control has a label; a user who cannot edit sees the same forms disabled, without buttons.
  */
-import { cloneElement, useId, useRef, useState, type ReactElement, type ReactNode } from 'react';
+import { useId, useRef, useState, type ReactNode } from 'react';
 import type { AgentDefinitionInput } from '../../../contracts/agent-definition';
 import type { DefinitionIssue } from '../../../contracts/agent-graph';
-import { Empty } from '../ui';
+import { Empty, Field } from '../ui';
 
 // ---------------------------------------------------------------------------------------------
 // Shared types and helpers
@@ -21,43 +21,8 @@ interface Describable {
  * A labelled control like `Field`, but the hint and the error sit outside the label (linked with
  * aria-describedby), so the control's accessible name is exactly `label` ("Model", not "Model e.g. …").
  */
-export function Labeled({
-  label,
-  hint,
-  error,
-  wide,
-  children,
-}: {
-  label: string;
-  hint?: ReactNode;
-  error?: string;
-  wide?: boolean;
-  children: ReactElement<Describable>;
-}) {
-  const id = useId();
-  const describedBy = [hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ');
-  return (
-    <div className={`field${wide ? ' wide' : ''}${error ? ' invalid' : ''}`}>
-      <label className="field-wrap">
-        <span className="field-label">{label}</span>
-        {cloneElement(children, {
-          'aria-describedby': describedBy || undefined,
-          'aria-invalid': error ? true : undefined,
-        })}
-      </label>
-      {hint && (
-        <span id={`${id}-hint`} className="hint">
-          {hint}
-        </span>
-      )}
-      {error && (
-        <span id={`${id}-error`} className="field-error" role="alert">
-          {error}
-        </span>
-      )}
-    </div>
-  );
-}
+/** The dashboard's labelled field (kept under this name for the agent pages). */
+export const Labeled = Field;
 
 export type Definition = AgentDefinitionInput;
 export type UpdateDefinition = (update: (definition: Definition) => Definition) => void;
