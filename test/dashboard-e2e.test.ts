@@ -9,7 +9,7 @@ import request from 'supertest';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { HubSpotPeer } from './peers/hubspot-peer';
 import { bearer, uniqueEmail } from './support/stack';
-import { startCampaignStack, testNumber, type CampaignStack } from './support/campaign-stack';
+import { createCampaign, startCampaignStack, testNumber, type CampaignStack } from './support/campaign-stack';
 import path from 'node:path';
 import { launchChromium, Screenshots, spokenWav, unlabelledControls, waitForText } from './support/browser';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -297,6 +297,54 @@ describe('the dashboard in a browser', () => {
     expect(res.body).toMatchObject({ status: 'completed', done: true, inFlight: 0 });
     const dialed = [...cs.twilio.calls.values()].map((c) => c.to).sort();
     expect(dialed).toEqual([testNumber(212, 4101), testNumber(212, 4102)]);
+  });
+
+  it('pauses, edits, resumes and cancels a running campaign from its page', async () => {
+    // Three contacts whose phones ring unanswered for a long time: the campaign stays running.
+    const contacts = [5101, 5102, 5103].map((n, i) => ({ phone: testNumber(313, n), name: `Slow ${i}` }));
+    for (const c of contacts) cs.twilio.script(c.phone, { outcome: 'no-answer', ringMs: 120_000 });
+    const allDay = Object.fromEntries(
+      ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => [d, [{ start: '00:00', end: '24:00' }]]),
+    );
+    const { id } = await createCampaign(cs, {
+      name: 'Slow line',
+      contacts,
+      settings: { windows: allDay, maxConcurrentCalls: 1 },
+    });
+    await page.goto(`/campaigns/${id}`);
+    const status = page.getByTestId('campaign-status');
+    await page.getByRole('button', { name: 'Launch' }).click();
+    await waitForText(status, /^running$/);
+    await waitForText(page.getByRole('region', { name: 'Progress' }), /1\s+In flight/);
+
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await waitForText(status, /^paused$/);
+    // Edit while paused: two lines instead of one, applied by the campaign's workflow.
+    await page.getByRole('button', { name: 'Edit settings' }).click();
+    const edit = page.getByRole('region', { name: 'Edit settings' });
+    await edit.getByLabel('Max concurrent calls').fill('2');
+    await edit.getByRole('button', { name: 'Save settings' }).click();
+    await waitForText(main(), /Settings saved/);
+    const edited = await request(cs.stack.app).get(`/v1/campaigns/${id}`).set(bearer(cs.tenant.token));
+    expect(edited.body.settings.maxConcurrentCalls).toBe(2);
+
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await waitForText(status, /^running$/);
+    await waitForText(page.getByRole('region', { name: 'Progress' }), /2\s+In flight/, 30_000);
+    await shots.take(page, 'campaign-resumed-two-lines');
+
+    await page.getByRole('button', { name: 'Cancel campaign' }).click();
+    await page.getByRole('button', { name: 'Yes, stop calling' }).click();
+    await waitForText(status, /^canceled$/, 30_000);
+    await shots.take(page, 'campaign-canceled');
+    // Cancel lets the two ringing calls finish and dials nobody else.
+    const progress = await request(cs.stack.app)
+      .get(`/v1/campaigns/${id}/progress`)
+      .set(bearer(cs.tenant.token));
+    expect(progress.body.status).toBe('canceled');
+    const dialed = [...cs.twilio.calls.values()].filter((c) => contacts.some((k) => k.phone === c.to));
+    expect(dialed).toHaveLength(2);
+    expect(new Set(dialed.map((c) => c.to)).size).toBe(2);
   });
 
   it('publishes a second version, shows a readable diff, and rolls the draft back', async () => {

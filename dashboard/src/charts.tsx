@@ -27,11 +27,19 @@ const W = 640;
 const H = 220;
 const PAD = { top: 12, right: 12, bottom: 36, left: 52 };
 
-function niceMax(max: number): number {
+/** A round step (1, 2 or 5 × 10ⁿ) giving about four gridlines up to the data's maximum. */
+function niceStep(max: number): number {
   if (max <= 0) return 1;
-  const exp = Math.pow(10, Math.floor(Math.log10(max)));
-  const f = max / exp;
+  const rough = max / 4;
+  const exp = Math.pow(10, Math.floor(Math.log10(rough)));
+  const f = rough / exp;
   return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * exp;
+}
+
+/** The axis top (a whole number of steps) for data up to `max`; counts keep whole-number steps. */
+function niceMax(max: number, integers = false): number {
+  const step = integers ? Math.max(1, niceStep(max)) : niceStep(max);
+  return Math.max(step, Math.ceil(max / step) * step);
 }
 
 function Legend({ series }: { series: Series[] }) {
@@ -82,8 +90,10 @@ function Frame({
 function Axes({ max, labels, format }: { max: number; labels: string[]; format: (v: number) => string }) {
   const innerH = H - PAD.top - PAD.bottom;
   const innerW = W - PAD.left - PAD.right;
+  const step = niceStep(max);
+  const count = Math.max(1, Math.round(max / step));
+  const fine = Array.from({ length: count + 1 }, (_, i) => i / count);
   // Fewer gridlines when a small scale would print the same label twice (0 ms, 0 ms, 1 ms…).
-  const fine = [0, 0.25, 0.5, 0.75, 1];
   const ticks = new Set(fine.map((t) => format(max * t))).size === fine.length ? fine : [0, 1];
   const every = Math.max(1, Math.ceil(labels.length / 10));
   return (
@@ -128,7 +138,8 @@ export function BarChart({
   format?: (v: number) => string;
 }) {
   const totals = labels.map((_, i) => series.reduce((sum, s) => sum + (s.values[i] ?? 0), 0));
-  const max = niceMax(Math.max(0, ...totals));
+  const top = Math.max(0, ...totals);
+  const max = niceMax(top, totals.every((v) => Number.isInteger(v)));
   const innerH = H - PAD.top - PAD.bottom;
   const innerW = W - PAD.left - PAD.right;
   const slot = innerW / Math.max(1, labels.length);
@@ -180,7 +191,7 @@ export function LineChart({
   format?: (v: number) => string;
 }) {
   const all = series.flatMap((s) => s.values.filter((v): v is number => v !== null));
-  const max = niceMax(Math.max(0, ...all));
+  const max = niceMax(Math.max(0, ...all), all.every((v) => Number.isInteger(v)));
   const innerH = H - PAD.top - PAD.bottom;
   const innerW = W - PAD.left - PAD.right;
   const x = (i: number) => PAD.left + (innerW * (i + 0.5)) / Math.max(1, labels.length);
