@@ -7,6 +7,7 @@ import { TASK_QUEUES } from '../temporal-config/task-queues';
 import type { AgentDefinition } from './agent-definition';
 import type { EngineState, ListeningHints, SlotValue } from './agent-engine';
 import type { LlmRequest, LlmResult } from './llm';
+import type { CallStatus } from './statuses';
 
 export const CALL_WORKFLOW = 'callWorkflow';
 export const CALL_QUEUE = TASK_QUEUES.calls;
@@ -18,28 +19,7 @@ export function callWorkflowId(callSidOrId: string): string {
 
 export type CallDirection = 'inbound' | 'outbound';
 export type CallChannel = 'voice' | 'text' | 'web';
-export type CallStatus =
-  | 'ringing'
-  | 'in-progress'
-  | 'completed'
-  | 'failed'
-  | 'transferred'
-  | 'voicemail'
-  | 'no-answer'
-  | 'busy'
-  | 'canceled'
-  /** Refused at admission (over the tenant's concurrent-call limit); never reached the workflow. */
-  | 'rejected';
-export const FINAL_CALL_STATUSES: readonly CallStatus[] = [
-  'completed',
-  'failed',
-  'transferred',
-  'voicemail',
-  'no-answer',
-  'busy',
-  'canceled',
-  'rejected',
-];
+export { CALL_STATUSES, FINAL_CALL_STATUSES, type CallStatus } from './statuses';
 
 export interface CallWorkflowInput {
   /** calls.id */

@@ -5,6 +5,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { TASK_QUEUES } from '../temporal-config/task-queues';
+import type { CampaignContactStatus, CampaignStatus } from './statuses';
 
 export const CAMPAIGN_WORKFLOW = 'campaignWorkflow';
 export const CAMPAIGN_CONTACT_WORKFLOW = 'campaignContactWorkflow';
@@ -77,35 +78,13 @@ export interface CampaignSettings {
   parkAfterSeconds: number;
 }
 
-export const CAMPAIGN_STATUSES = ['draft', 'running', 'paused', 'completed', 'canceled', 'failed'] as const;
-export type CampaignStatus = (typeof CAMPAIGN_STATUSES)[number];
-
-/** campaign_contacts.status */
-export const CAMPAIGN_CONTACT_STATUSES = [
-  'pending',
-  'in_progress',
-  'scheduled',
-  'completed',
-  'voicemail',
-  'no_answer',
-  'busy',
-  'failed',
-  'dnc',
-  'canceled',
-  'expired',
-] as const;
-export type CampaignContactStatus = (typeof CAMPAIGN_CONTACT_STATUSES)[number];
-
-export const FINAL_CONTACT_STATUSES: readonly CampaignContactStatus[] = [
-  'completed',
-  'voicemail',
-  'no_answer',
-  'busy',
-  'failed',
-  'dnc',
-  'canceled',
-  'expired',
-];
+export {
+  CAMPAIGN_CONTACT_STATUSES,
+  CAMPAIGN_STATUSES,
+  FINAL_CONTACT_STATUSES,
+  type CampaignContactStatus,
+  type CampaignStatus,
+} from './statuses';
 
 export interface CampaignWorkflowInput {
   campaignId: string;

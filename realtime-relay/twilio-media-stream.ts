@@ -21,19 +21,10 @@ import { muLawDecode, muLawEncode } from './audio/g711';
 import { CallSession, type MediaTransport, type SessionDeps } from './call-session';
 import type { StreamRoute } from './server';
 import type { SessionRegistry } from './sessions';
+import { STREAM_CLOSE_CODES as CLOSE_CODES } from '../contracts/stream-close-codes';
 
-export const CLOSE_CODES = {
-  normal: 1000,
-  goingAway: 1001,
-  /** The stream token is missing, malformed, forged, expired or already used. */
-  unauthorized: 4401,
-  /** The client broke the protocol in a way the call cannot survive. */
-  protocolError: 4400,
-  /** No `start` arrived in time. */
-  startTimeout: 4408,
-  /** The call behind the token is over or unknown to Temporal. */
-  callGone: 4410,
-} as const;
+/** Close codes of the streams (shared with the dashboard's voice client). */
+export { CLOSE_CODES };
 
 export interface StreamRouteDeps extends SessionDeps {
   sessions: SessionRegistry;

@@ -15,11 +15,21 @@ import {
   toUserView,
   userView,
 } from '../schemas';
-import { membershipsOf, signIn, switchTenant } from '../services/sign-in';
+import { membershipsOf, signIn, switchTenant, type SignInResult } from '../services/sign-in';
 import { signUp } from '../services/tenant-signup';
 
 const session = z.object({ token: z.string(), expiresAt: z.string(), user: userView, tenant: tenantView });
 const membership = z.object({ tenantId: z.string(), tenantName: z.string(), role: roleSchema });
+
+function toSessionView(result: SignInResult) {
+  return {
+    token: result.token,
+    expiresAt: result.expiresAt,
+    user: toUserView(result.user),
+    tenant: toTenantView(result.tenant),
+    memberships: result.memberships,
+  };
+}
 
 export function registerAuthRoutes(api: ApiRouter, deps: ApiDeps): void {
   api.route({
@@ -73,18 +83,7 @@ export function registerAuthRoutes(api: ApiRouter, deps: ApiDeps): void {
         schema: session.extend({ memberships: z.array(membership) }),
       },
     },
-    handler: async ({ body }) => {
-      const result = await signIn(deps, body);
-      return {
-        body: {
-          token: result.token,
-          expiresAt: result.expiresAt,
-          user: toUserView(result.user),
-          tenant: toTenantView(result.tenant),
-          memberships: result.memberships,
-        },
-      };
-    },
+    handler: async ({ body }) => ({ body: toSessionView(await signIn(deps, body)) }),
   });
 
   api.route({
@@ -101,18 +100,9 @@ export function registerAuthRoutes(api: ApiRouter, deps: ApiDeps): void {
       },
       403: { description: 'NOT_A_MEMBER, or USER_TOKEN_REQUIRED for an API key' },
     },
-    handler: async ({ auth, body }) => {
-      const result = await switchTenant(deps, auth, body.tenantId);
-      return {
-        body: {
-          token: result.token,
-          expiresAt: result.expiresAt,
-          user: toUserView(result.user),
-          tenant: toTenantView(result.tenant),
-          memberships: result.memberships,
-        },
-      };
-    },
+    handler: async ({ auth, body }) => ({
+      body: toSessionView(await switchTenant(deps, auth, body.tenantId)),
+    }),
   });
 
   api.route({

@@ -2,13 +2,12 @@
  * The app shell: sign-in when signed out; otherwise the navigation (only what the role can use
  * changes; everything is readable), the tenant switcher, and the pages.
  */
-import { useEffect, useRef } from 'react';
+import { Suspense, lazy, useEffect, useRef } from 'react';
 import { NavLink, Navigate, Route, Routes, useLocation } from 'react-router-dom';
 import { useSession, useSessionState } from './session';
 import { Loading } from './ui';
 import { SignInPage } from './pages/SignIn';
 import { AgentsPage } from './pages/Agents';
-import { AgentEditorPage } from './pages/AgentEditor';
 import { CallsPage } from './pages/Calls';
 import { CallDetailPage } from './pages/CallDetail';
 import { CampaignsPage } from './pages/Campaigns';
@@ -18,6 +17,11 @@ import { PhoneNumbersPage } from './pages/PhoneNumbers';
 import { IntegrationsPage } from './pages/Integrations';
 import { BillingPage } from './pages/Billing';
 import { AnalyticsPage } from './pages/Analytics';
+
+// The agent editor carries the flow designer (React Flow) and the definition schema: loaded when opened.
+const AgentEditorPage = lazy(() =>
+  import('./pages/AgentEditor').then((m) => ({ default: m.AgentEditorPage })),
+);
 
 const NAV = [
   { to: '/agents', label: 'Agents' },
@@ -94,22 +98,24 @@ function Shell() {
         </div>
       </aside>
       <main id="main" ref={main} tabIndex={-1}>
-        <Routes>
-          <Route path="/" element={<Navigate to="/agents" replace />} />
-          <Route path="/signin" element={<Navigate to="/agents" replace />} />
-          <Route path="/agents" element={<AgentsPage />} />
-          <Route path="/agents/:id" element={<AgentEditorPage />} />
-          <Route path="/calls" element={<CallsPage />} />
-          <Route path="/calls/:id" element={<CallDetailPage />} />
-          <Route path="/campaigns" element={<CampaignsPage />} />
-          <Route path="/campaigns/new" element={<NewCampaignPage />} />
-          <Route path="/campaigns/:id" element={<CampaignDetailPage />} />
-          <Route path="/numbers" element={<PhoneNumbersPage />} />
-          <Route path="/integrations" element={<IntegrationsPage />} />
-          <Route path="/billing" element={<BillingPage />} />
-          <Route path="/analytics" element={<AnalyticsPage />} />
-          <Route path="*" element={<NotFound />} />
-        </Routes>
+        <Suspense fallback={<Loading />}>
+          <Routes>
+            <Route path="/" element={<Navigate to="/agents" replace />} />
+            <Route path="/signin" element={<Navigate to="/agents" replace />} />
+            <Route path="/agents" element={<AgentsPage />} />
+            <Route path="/agents/:id" element={<AgentEditorPage />} />
+            <Route path="/calls" element={<CallsPage />} />
+            <Route path="/calls/:id" element={<CallDetailPage />} />
+            <Route path="/campaigns" element={<CampaignsPage />} />
+            <Route path="/campaigns/new" element={<NewCampaignPage />} />
+            <Route path="/campaigns/:id" element={<CampaignDetailPage />} />
+            <Route path="/numbers" element={<PhoneNumbersPage />} />
+            <Route path="/integrations" element={<IntegrationsPage />} />
+            <Route path="/billing" element={<BillingPage />} />
+            <Route path="/analytics" element={<AnalyticsPage />} />
+            <Route path="*" element={<NotFound />} />
+          </Routes>
+        </Suspense>
       </main>
     </div>
   );

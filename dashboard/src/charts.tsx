@@ -139,7 +139,10 @@ export function BarChart({
 }) {
   const totals = labels.map((_, i) => series.reduce((sum, s) => sum + (s.values[i] ?? 0), 0));
   const top = Math.max(0, ...totals);
-  const max = niceMax(top, totals.every((v) => Number.isInteger(v)));
+  const max = niceMax(
+    top,
+    totals.every((v) => Number.isInteger(v)),
+  );
   const innerH = H - PAD.top - PAD.bottom;
   const innerW = W - PAD.left - PAD.right;
   const slot = innerW / Math.max(1, labels.length);
@@ -191,7 +194,10 @@ export function LineChart({
   format?: (v: number) => string;
 }) {
   const all = series.flatMap((s) => s.values.filter((v): v is number => v !== null));
-  const max = niceMax(Math.max(0, ...all), all.every((v) => Number.isInteger(v)));
+  const max = niceMax(
+    Math.max(0, ...all),
+    all.every((v) => Number.isInteger(v)),
+  );
   const innerH = H - PAD.top - PAD.bottom;
   const innerW = W - PAD.left - PAD.right;
   const x = (i: number) => PAD.left + (innerW * (i + 0.5)) / Math.max(1, labels.length);

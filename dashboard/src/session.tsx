@@ -3,7 +3,16 @@
  * tenant they act in, the other tenants their email belongs to, and what their role may do. The
  * API enforces every permission itself; `can` only hides what would be refused.
  */
-import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
+import {
+  createContext,
+  useCallback,
+  useContext,
+  useEffect,
+  useMemo,
+  useRef,
+  useState,
+  type ReactNode,
+} from 'react';
 import { api, setToken, setUnauthorizedHandler } from './api';
 
 export type Role = 'owner' | 'admin' | 'designer' | 'campaign_manager' | 'viewer';
@@ -65,7 +74,6 @@ export interface Session {
   role: Role;
   memberships: Membership[];
   can: (permission: Permission) => boolean;
-  signIn: (email: string, password: string, tenantId?: string) => Promise<void>;
   switchTenant: (tenantId: string) => Promise<void>;
   signOut: () => void;
 }
@@ -75,7 +83,12 @@ const STORAGE_KEY = 'parley.token';
 const SessionContext = createContext<{
   session: Session | null;
   loading: boolean;
-  signIn: Session['signIn'];
+  /**
+   * Checks the password once. One workspace: signed in. Several: returns them, and
+   * `chooseWorkspace` finishes with the one picked (no second password check).
+   */
+  signIn: (email: string, password: string) => Promise<Membership[] | null>;
+  chooseWorkspace: (tenantId: string) => Promise<void>;
 } | null>(null);
 
 export function SessionProvider({ children }: { children: ReactNode }) {
@@ -106,9 +119,29 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       .finally(() => setLoading(false));
   }, [adopt, signOut]);
 
+  const pending = useRef<SessionResponse | null>(null);
+
   const signIn = useCallback(
-    async (email: string, password: string, tenantId?: string) => {
-      const res = await api.post<SessionResponse>('/v1/auth/login', { email, password, tenantId });
+    async (email: string, password: string) => {
+      const res = await api.post<SessionResponse>('/v1/auth/login', { email, password });
+      if (res.memberships && res.memberships.length > 1) {
+        pending.current = res;
+        return res.memberships;
+      }
+      await adopt(res.token);
+      return null;
+    },
+    [adopt],
+  );
+
+  const chooseWorkspace = useCallback(
+    async (tenantId: string) => {
+      const signedIn = pending.current;
+      if (!signedIn) throw new Error('Sign in first');
+      if (tenantId === signedIn.tenant.id) return adopt(signedIn.token);
+      setToken(signedIn.token);
+      const res = await api.post<SessionResponse>('/v1/auth/switch-tenant', { tenantId });
+      pending.current = null;
       await adopt(res.token);
     },
     [adopt],
@@ -131,13 +164,16 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       role,
       memberships: me.memberships,
       can: (permission) => (PERMISSIONS[permission] as readonly Role[]).includes(role),
-      signIn,
       switchTenant,
       signOut,
     };
-  }, [me, signIn, switchTenant, signOut]);
+  }, [me, switchTenant, signOut]);
 
-  return <SessionContext.Provider value={{ session, loading, signIn }}>{children}</SessionContext.Provider>;
+  return (
+    <SessionContext.Provider value={{ session, loading, signIn, chooseWorkspace }}>
+      {children}
+    </SessionContext.Provider>
+  );
 }
 
 export function useSessionState() {

@@ -7,6 +7,7 @@
  * `clear` (the caller spoke over the agent) stops playback at once and echoes every pending mark, as
  * Twilio does. `transcript`, `turn` and `barge_in` are handed to the callbacks for the test panel.
  */
+import { STREAM_CLOSE_CODES } from '../../contracts/stream-close-codes';
 
 export type VoiceCallState = 'connecting' | 'live' | 'ended';
 
@@ -54,15 +55,8 @@ export class VoiceCallError extends Error {
   }
 }
 
-/** The relay's close codes (realtime-relay/twilio-media-stream.ts CLOSE_CODES). */
-export const RELAY_CLOSE_CODES = {
-  normal: 1000,
-  goingAway: 1001,
-  unauthorized: 4401,
-  protocolError: 4400,
-  startTimeout: 4408,
-  callGone: 4410,
-} as const;
+/** The relay's close codes. */
+export const RELAY_CLOSE_CODES = STREAM_CLOSE_CODES;
 
 const WIRE_RATE = 16_000;
 const FRAME_SAMPLES = WIRE_RATE / 50; // 20 ms

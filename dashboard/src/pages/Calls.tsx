@@ -20,6 +20,7 @@ import {
   useApi,
   usePaged,
 } from '../ui';
+import { CALL_STATUSES } from '../../../contracts/statuses';
 
 export interface CallSummary {
   id: string;
@@ -43,20 +44,6 @@ export interface NamedItem {
   id: string;
   name: string;
 }
-
-/** The call statuses the workflow records (contracts/call.ts CallStatus). */
-export const CALL_STATUSES = [
-  'ringing',
-  'in-progress',
-  'completed',
-  'failed',
-  'transferred',
-  'voicemail',
-  'no-answer',
-  'busy',
-  'canceled',
-  'rejected',
-] as const;
 
 const FILTER_KEYS = [
   'status',

@@ -9,7 +9,11 @@
  */
 import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 import { Link, useLocation, useParams } from 'react-router-dom';
-import type { CampaignContactStatus, CampaignStatus } from '../../../contracts/campaign';
+import {
+  CAMPAIGN_CONTACT_STATUSES as CONTACT_STATUSES,
+  type CampaignContactStatus,
+  type CampaignStatus,
+} from '../../../contracts/statuses';
 import { ApiError, api, streamEvents } from '../api';
 import { FunnelChart } from '../charts';
 import {
@@ -43,20 +47,6 @@ import {
   usePaged,
 } from '../ui';
 import { contactsDone } from './Campaigns';
-
-const CONTACT_STATUSES: readonly CampaignContactStatus[] = [
-  'pending',
-  'in_progress',
-  'scheduled',
-  'completed',
-  'voicemail',
-  'no_answer',
-  'busy',
-  'failed',
-  'dnc',
-  'canceled',
-  'expired',
-];
 
 interface Progress {
   campaignId: string;

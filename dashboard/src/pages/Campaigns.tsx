@@ -6,7 +6,11 @@
  */
 import { useState } from 'react';
 import { Link } from 'react-router-dom';
-import type { CampaignContactStatus } from '../../../contracts/campaign';
+import {
+  CAMPAIGN_STATUSES as STATUSES,
+  FINAL_CONTACT_STATUSES,
+  type CampaignContactStatus,
+} from '../../../contracts/statuses';
 import type { Campaign } from '../components/CampaignSettingsForm';
 import { useSession } from '../session';
 import {
@@ -21,20 +25,6 @@ import {
   useApi,
   usePaged,
 } from '../ui';
-
-const STATUSES = ['draft', 'running', 'paused', 'completed', 'canceled', 'failed'] as const;
-
-/** Contact states a contact ends in (FINAL_CONTACT_STATUSES). */
-export const FINAL_CONTACT_STATUSES: readonly CampaignContactStatus[] = [
-  'completed',
-  'voicemail',
-  'no_answer',
-  'busy',
-  'failed',
-  'dnc',
-  'canceled',
-  'expired',
-];
 
 interface ProgressCounts {
   counts: Partial<Record<CampaignContactStatus, number>> & { total: number };

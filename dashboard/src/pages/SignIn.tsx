@@ -1,11 +1,11 @@
 /** Sign-in with email and password; when the email belongs to several workspaces, pick one. */
 import { useState, type FormEvent } from 'react';
-import { ApiError, api } from '../api';
+import { ApiError } from '../api';
 import { useSessionState, type Membership } from '../session';
 import { ErrorBanner, Field } from '../ui';
 
 export function SignInPage() {
-  const { signIn } = useSessionState();
+  const { signIn, chooseWorkspace } = useSessionState();
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const [memberships, setMemberships] = useState<Membership[] | null>(null);
@@ -18,16 +18,16 @@ export function SignInPage() {
     setPending(true);
     setError(undefined);
     try {
-      if (!memberships) {
-        // Ask which workspaces this email belongs to first, so the user can pick one.
-        const res = await api.post<{ memberships: Membership[] }>('/v1/auth/login', { email, password });
-        if (res.memberships.length > 1) {
-          setMemberships(res.memberships);
-          setTenantId(res.memberships[0]!.tenantId);
-          return;
-        }
+      if (memberships) {
+        await chooseWorkspace(tenantId);
+        return;
       }
-      await signIn(email, password, memberships ? tenantId : undefined);
+      const several = await signIn(email, password);
+      if (several) {
+        // This email belongs to several workspaces: the user picks one.
+        setMemberships(several);
+        setTenantId(several[0]!.tenantId);
+      }
     } catch (err) {
       setError(
         err instanceof ApiError && err.status === 401 ? new Error('The email or password is wrong.') : err,
@@ -48,7 +48,10 @@ export function SignInPage() {
             autoComplete="username"
             required
             value={email}
-            onChange={(e) => setEmail(e.target.value)}
+            onChange={(e) => {
+              setEmail(e.target.value);
+              setMemberships(null);
+            }}
           />
         </Field>
         <Field label="Password">
@@ -57,7 +60,10 @@ export function SignInPage() {
             autoComplete="current-password"
             required
             value={password}
-            onChange={(e) => setPassword(e.target.value)}
+            onChange={(e) => {
+              setPassword(e.target.value);
+              setMemberships(null);
+            }}
           />
         </Field>
         {memberships && (
