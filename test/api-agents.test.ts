@@ -130,6 +130,7 @@ describe('CRUD', () => {
         name: 'Front desk',
         description: 'Books visits',
         publishedVersion: null,
+        language: 'en-US',
       }),
     );
     expect(list.body.data.find((a: { id: string }) => a.id === id)).not.toHaveProperty('definition');

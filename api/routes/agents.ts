@@ -45,6 +45,7 @@ const agentSummaryView = z.object({
   name: z.string(),
   description: z.string().nullable(),
   publishedVersion: z.number().int().nullable(),
+  language: z.string().meta({ description: "The draft's language tag" }),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
@@ -102,6 +103,7 @@ async function toAgentView(em: EntityManager, agent: Agent): Promise<z.infer<typ
     name: agent.name,
     description: agent.description ?? null,
     publishedVersion: published,
+    language: languageOf(agent.draft),
     publishedVersionId: agent.publishedVersionId ?? null,
     latestVersion: latest?.version ?? null,
     createdAt: agent.createdAt.toISOString(),
@@ -121,6 +123,12 @@ function toVersionSummary(
     publishedBy: v.publishedByUserId ?? null,
     current: v.id === agent.publishedVersionId,
   };
+}
+
+/** A stored draft's language (drafts saved before it had a default lack it). */
+function languageOf(draft: unknown): string {
+  const language = (draft as { language?: unknown } | null)?.language;
+  return typeof language === 'string' ? language : 'en-US';
 }
 
 const userId = (auth: AuthContext) => (auth.actor.type === 'user' ? auth.actor.id : null);
@@ -151,6 +159,7 @@ export function registerAgentRoutes(api: ApiRouter, deps: ApiDeps): void {
               name: a.name,
               description: a.description ?? null,
               publishedVersion: a.publishedVersionId ? (numbers.get(a.publishedVersionId) ?? null) : null,
+              language: languageOf(a.draft),
               createdAt: a.createdAt.toISOString(),
               updatedAt: a.updatedAt.toISOString(),
             })),

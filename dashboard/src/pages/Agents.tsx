@@ -15,6 +15,7 @@ interface AgentSummary {
   name: string;
   description: string | null;
   publishedVersion: number | null;
+  language: string;
   createdAt: string;
   updatedAt: string;
 }
@@ -38,37 +39,6 @@ export function starterDefinition(): AgentDefinitionInput {
       edges: [],
     },
   };
-}
-
-/**
- * The list does not carry each agent's language, so it is read from each agent (a few at a time)
- * once the list is shown.
- */
-function useLanguages(agents: AgentSummary[] | undefined): Record<string, string> {
-  const [languages, setLanguages] = useState<Record<string, string>>({});
-  const key = agents?.map((a) => `${a.id}@${a.updatedAt}`).join(',') ?? '';
-  const agentsRef = useRef(agents);
-  agentsRef.current = agents;
-  useEffect(() => {
-    const list = (agentsRef.current ?? []).slice(0, 200);
-    if (list.length === 0) return;
-    const controller = new AbortController();
-    let next = 0;
-    const worker = async () => {
-      while (next < list.length && !controller.signal.aborted) {
-        const agent = list[next++]!;
-        try {
-          const full = await api.get<AgentView>(`/v1/agents/${agent.id}`, undefined, controller.signal);
-          setLanguages((cur) => ({ ...cur, [agent.id]: full.definition.language ?? 'en-US' }));
-        } catch {
-          // shown as unknown
-        }
-      }
-    };
-    void Promise.all([worker(), worker(), worker(), worker()]);
-    return () => controller.abort();
-  }, [key]);
-  return languages;
 }
 
 function NewAgentForm({ onCancel }: { onCancel: () => void }) {
@@ -135,7 +105,6 @@ export function AgentsPage() {
   const canEdit = session.can('agents.edit');
   const list = useApi<{ data: AgentSummary[] }>('/v1/agents');
   const agents = list.data?.data;
-  const languages = useLanguages(agents);
   const [creating, setCreating] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState<string | null>(null);
   const [deleting, setDeleting] = useState(false);
@@ -227,7 +196,7 @@ export function AgentsPage() {
                     <span className="badge good">Live v{agent.publishedVersion}</span>
                   )}
                 </td>
-                <td>{languages[agent.id] ?? <span className="muted">…</span>}</td>
+                <td>{agent.language}</td>
                 <td>{formatDate(agent.updatedAt)}</td>
                 {canEdit && (
                   <td className="row-actions">
