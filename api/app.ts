@@ -16,6 +16,10 @@ import { registerApiKeyRoutes } from './routes/api-keys';
 import { registerAuthRoutes } from './routes/auth';
 import { createStripeWebhookRouter, registerBillingRoutes } from './routes/billing';
 import { registerAnalyticsRoutes } from './routes/analytics';
+import { registerAuditLogRoutes } from './routes/audit-log';
+import { registerPrivacyRoutes } from './routes/privacy';
+import { installMetrics } from './metrics';
+import { installSecurity } from './security';
 import { registerCallRoutes } from './routes/calls';
 import { CAMPAIGN_CREATE_BODY_LIMIT, registerCampaignRoutes } from './routes/campaigns';
 import { documentContactImports, registerContactRoutes } from './routes/contacts';
@@ -38,6 +42,8 @@ export function createApp(deps: ApiDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback, linklocal, uniquelocal');
+  installMetrics(app, deps);
+  installSecurity(app, deps);
 
   app.use((req, res, next) => {
     const started = performance.now();
@@ -80,6 +86,8 @@ export function createApp(deps: ApiDeps): Express {
   registerIntegrationRoutes(api, deps);
   registerBillingRoutes(api, deps);
   registerAnalyticsRoutes(api, deps);
+  registerAuditLogRoutes(api, deps);
+  registerPrivacyRoutes(api, deps);
   app.use(api.router);
 
   const openApi = buildOpenApiDocument(api.operations, {
