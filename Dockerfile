@@ -19,10 +19,14 @@ COPY package.json package-lock.json .npmrc* ./
 # the lock file, which some registry mirrors omit; `npm install` honours the lock all the same.
 RUN npm install --no-audit --no-fund
 
-# --- build: type-check the sources, then keep only the runtime dependencies --------------------
+# --- build: type-check the sources, build the dashboard, then keep only the runtime dependencies -
+# Vite, React, Playwright (Chromium driver), jest and the other dev/test packages stay in this
+# stage: `npm prune --omit=dev` drops them, and the runtime stage copies only what runs.
 FROM deps AS build
 COPY . .
 RUN npm run typecheck \
+ && npm run build:dashboard \
+ && test -f dashboard/dist/index.html \
  && npm prune --omit=dev --no-audit --no-fund
 
 # --- runtime: the image that runs ------------------------------------------------------------
@@ -49,13 +53,17 @@ COPY --chown=node:node scripts ./scripts
 COPY --chown=node:node temporal-config ./temporal-config
 COPY --chown=node:node workers ./workers
 COPY --chown=node:node workflows ./workflows
-COPY --chown=node:node dashboard ./dashboard
+# The api serves the built dashboard (dashboard/dist); its sources are not needed at run time.
+COPY --from=build --chown=node:node /app/dashboard/dist ./dashboard/dist
+COPY --chown=node:node dashboard/public ./dashboard/public
 # The official image's unprivileged user (uid 1000); nothing below needs root.
 USER node
 # api (API_PORT) and relay (RELAY_PORT) defaults.
 EXPOSE 3000 3001
 # Liveness of the api; the compose file gives the relay its own check and disables it for the
-# worker and the one-shot jobs.
+# worker and the one-shot jobs (Kubernetes ignores HEALTHCHECK: deploy/ declares probes).
+# Every process stops gracefully on SIGTERM: allow the api and worker 35 s and the relay 40 s
+# (docker stop -t / stop_grace_period / terminationGracePeriodSeconds).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.API_PORT || 3000) + '/health/live').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["npm", "run", "api"]

@@ -17,6 +17,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from '../config';
 import type { CrmImportResult, CrmSyncRecordUpdate } from '../contracts/crm';
 import { withTenant } from '../db/tenant-context';
+import { crmSyncFailures } from '../lib/metrics';
 import { toE164 } from '../lib/phone';
 import { timeZoneForNumber } from '../lib/phone-time-zone';
 import { openSecret, sealSecret, type EncryptionKeyRing } from '../lib/secret-box';
@@ -316,6 +317,8 @@ export function createCrmSyncActivities(deps: CrmSyncDeps) {
       errorCode?: string;
     }): Promise<void> {
       const r = input.result;
+      if (r.status === 'failed')
+        crmSyncFailures.inc({ provider: input.provider, code: input.errorCode ?? 'unknown' });
       await withTenant(orm, input.tenantId, async (em) => {
         // Each CRM's sync writes here concurrently: the call's row lock makes the summary below see
         // the other CRMs' committed outcome rather than their state before this transaction.

@@ -12,6 +12,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type twilio from 'twilio';
 import type { PlaceOutboundCallInput, PlaceOutboundCallResult } from '../contracts/call';
 import { withTenant } from '../db/tenant-context';
+import { campaignDials } from '../lib/metrics';
 import { asTwilioHttpError } from './telephony';
 
 export interface DialerDeps {
@@ -87,9 +88,11 @@ export function createDialerActivities(deps: DialerDeps) {
       }
       const { row, decision } = claim;
       if (decision === 'adopt' && row.provider_call_sid) {
+        campaignDials.inc({ outcome: 'adopted' });
         return { callSid: row.provider_call_sid, status: row.status, adopted: true };
       }
       if (decision === 'campaign_stopped' || decision === 'window_closed') {
+        campaignDials.inc({ outcome: decision });
         throw ApplicationFailure.create({
           type: CAMPAIGN_NOT_RUNNING,
           message:
@@ -108,6 +111,7 @@ export function createDialerActivities(deps: DialerDeps) {
           .sort((a, b) => b.dateCreated.getTime() - a.dateCreated.getTime())[0];
         if (mine) {
           await recordSid(input, mine.sid);
+          campaignDials.inc({ outcome: 'adopted' });
           return { callSid: mine.sid, status: mine.status, adopted: true };
         }
       }
@@ -134,7 +138,10 @@ export function createDialerActivities(deps: DialerDeps) {
         });
       } catch (err) {
         const http = asTwilioHttpError(err);
-        if (http && http.status >= 400 && http.status < 500 && http.status !== 408 && http.status !== 429) {
+        const refused =
+          http && http.status >= 400 && http.status < 500 && http.status !== 408 && http.status !== 429;
+        campaignDials.inc({ outcome: refused ? 'rejected' : 'failed' });
+        if (refused) {
           throw ApplicationFailure.create({
             type: DIAL_REJECTED,
             message: `Twilio refused to place the call to ${input.to}: HTTP ${http.status}, code ${http.code ?? 'none'}: ${http.message}`,
@@ -145,6 +152,7 @@ export function createDialerActivities(deps: DialerDeps) {
         throw err;
       }
       await recordSid(input, created.sid);
+      campaignDials.inc({ outcome: 'placed' });
       return { callSid: created.sid, status: created.status, adopted: false };
     },
   };

@@ -2,7 +2,7 @@
  * Declares a route once: its access rule, zod schemas for params, query and body, and its handler.
  * The same declaration validates requests, enforces roles and produces the OpenAPI document.
  */
-import express, { type Request, type Response } from 'express';
+import express, { type Express, type Request, type Response } from 'express';
 import { type z, type ZodType } from 'zod';
 import type { Role } from '../db/entities';
 import { ForbiddenError, ValidationError, type ErrorDetail } from './errors';
@@ -77,6 +77,22 @@ export interface Operation {
 
 export type Authenticate = (req: Request) => Promise<AuthContext>;
 
+/** Runs after a request's credentials are verified, before its role check (e.g. a per-tenant rate limit). */
+export type AuthenticatedHook = (auth: AuthContext, req: Request, res: Response) => Promise<void>;
+
+const AUTHENTICATED_HOOKS = 'parley.authenticatedHooks';
+
+/** Registers a hook every authenticated route of `app` runs once its caller is known; it may throw an AppError. */
+export function onAuthenticated(app: Express, hook: AuthenticatedHook): void {
+  const hooks = (app.locals[AUTHENTICATED_HOOKS] ??= []) as AuthenticatedHook[];
+  hooks.push(hook);
+}
+
+async function runAuthenticatedHooks(auth: AuthContext, req: Request, res: Response): Promise<void> {
+  const hooks = req.app?.locals?.[AUTHENTICATED_HOOKS] as AuthenticatedHook[] | undefined;
+  for (const hook of hooks ?? []) await hook(auth, req, res);
+}
+
 function issuesToDetails(where: 'params' | 'query' | 'body', error: z.ZodError): ErrorDetail[] {
   return error.issues.map((issue) => ({
     path: [where, ...issue.path.map(String)].join('.'),
@@ -136,6 +152,7 @@ export class ApiRouter {
       let auth: AuthContext | undefined;
       if (spec.access !== 'public') {
         auth = await this.authenticate(req);
+        await runAuthenticatedHooks(auth, req, res);
         if (!hasAccess(spec.access, auth.actor.role)) {
           throw new ForbiddenError(
             'INSUFFICIENT_ROLE',

@@ -58,6 +58,18 @@ export const configSchema = z
       .regex(/^\d+(b|kb|mb)$/i, 'must look like 100kb or 1mb')
       .default('1mb'),
     API_INSTANCE_ID: optionalString,
+    /** Requests per client IP per window, on every route but /health* and the Twilio/Stripe webhooks; 0: off. */
+    RATE_LIMIT_IP_PER_MINUTE: z.coerce.number().int().min(0).default(600),
+    /** Authenticated API requests per tenant per window, across IPs and api instances; 0: off. */
+    RATE_LIMIT_TENANT_PER_MINUTE: z.coerce.number().int().min(0).default(1200),
+    /** The rate-limit window in seconds (the limits above count per window; 60 makes them per minute). */
+    RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+    /** Shares rate-limit counters across api instances (redis://…); unset: each instance counts alone. */
+    REDIS_URL: z
+      .string()
+      .url()
+      .refine((v) => /^rediss?:\/\//.test(v), 'must be a redis:// or rediss:// URL')
+      .optional(),
 
     RELAY_HOST: z.string().default('0.0.0.0'),
     RELAY_PORT: port.default(3001),
@@ -106,6 +118,12 @@ export const configSchema = z
     TEMPORAL_DEV_PORT: port.default(7233),
     TEMPORAL_DEV_UI_PORT: port.default(8233),
     TEMPORAL_CLI_PATH: optionalString,
+    /** Port of the worker's own Prometheus `/metrics` (campaign dials, CRM failures); 0: off. */
+    WORKER_METRICS_PORT: port.default(9464),
+    /** Port of the Temporal SDK's Prometheus exporter in the worker (temporal_* series); 0: off. */
+    TEMPORAL_METRICS_PORT: port.default(9465),
+    /** When set, every `/metrics` (api, relay, worker) needs `Authorization: Bearer <token>`. */
+    METRICS_TOKEN: optionalString,
     WORKER_TASK_QUEUES: z
       .string()
       .default('calls,campaigns,dialer,integrations,billing')
@@ -293,7 +311,7 @@ export type ConfigKey = keyof z.input<typeof configSchema>;
 export const CONFIG_KEYS = Object.keys(configSchema.in.shape) as ConfigKey[];
 
 /** Variables whose values never appear in an error message (they may hold credentials). */
-const SECRET_NAMES = /SECRET|PASSWORD|API_KEY|AUTH_TOKEN|ENCRYPTION_KEYS|DATABASE_(APP_)?URL/;
+const SECRET_NAMES = /SECRET|PASSWORD|API_KEY|AUTH_TOKEN|ENCRYPTION_KEYS|DATABASE_(APP_)?URL|REDIS_URL/;
 
 export class ConfigError extends Error {
   constructor(readonly problems: { variable: string; message: string }[]) {

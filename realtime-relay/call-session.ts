@@ -28,6 +28,7 @@ import {
 import type { LlmResult } from '../contracts/llm';
 import { streamChat, type LlmClients } from '../activities/llm';
 import type { Logger } from '../lib/logger';
+import { activeCalls, frameJitter, turnLatency } from '../lib/metrics';
 import type { StreamTokenClaims } from '../lib/stream-token';
 import { EnergyVad, type VadEvent } from './audio/vad';
 import { CallRecorder } from './recorder';
@@ -124,6 +125,8 @@ export class CallSession {
   readonly stats = { framesIn: 0, malformed: 0, outOfOrder: 0 };
   /** Processing time of each inbound frame (ms), sampled for the relay's own latency figures. */
   readonly frameCostMs: number[] = [];
+  /** Arrival (performance.now()) of the previous inbound frame, for the jitter histogram. */
+  private lastFrameAt = -1;
 
   constructor(
     claims: StreamTokenClaims,
@@ -140,6 +143,7 @@ export class CallSession {
     });
     this.endedPromise = new Promise((resolve) => (this.resolveEnded = resolve));
     this.settingsApplied = new Promise((resolve) => (this.resolveSettings = resolve));
+    activeCalls.inc({ channel: transport.channel });
   }
 
   get ended(): boolean {
@@ -182,6 +186,10 @@ export class CallSession {
   onAudio(frame: Int16Array): void {
     if (this.ended) return;
     const started = performance.now();
+    // Jitter: how far this frame's arrival strays from the previous one plus its duration (20 ms).
+    if (this.lastFrameAt >= 0)
+      frameJitter.observe(Math.abs(started - this.lastFrameAt - (frame.length * 1000) / SAMPLE_RATE) / 1000);
+    this.lastFrameAt = started;
     this.stats.framesIn++;
     this.recorder?.caller(frame);
     this.samplesIn += frame.length;
@@ -364,6 +372,7 @@ export class CallSession {
   end(endedBy: HoldMediaResult['endedBy']): void {
     if (this.ended) return;
     this.endedBy = endedBy;
+    activeCalls.dec({ channel: this.transport.channel });
     this.playback?.interrupt(Date.now(), 'stream ended');
     if (this.recorder) {
       try {
@@ -611,6 +620,13 @@ class Playback {
       endpointedToFirstFrameMs: span('endpointedAt', 'firstFrameAt'),
     };
     for (const [k, v] of Object.entries(derived)) if (v !== undefined) t[k] = v;
+    if (derived.sttMs !== undefined) turnLatency.observe({ stage: 'stt' }, derived.sttMs / 1000);
+    if (derived.updateToSpeakMs !== undefined)
+      turnLatency.observe({ stage: 'update_to_speak' }, derived.updateToSpeakMs / 1000);
+    if (derived.llmFirstTokenMs !== undefined)
+      turnLatency.observe({ stage: 'llm_first_token' }, derived.llmFirstTokenMs / 1000);
+    if (derived.endpointedToFirstFrameMs !== undefined)
+      turnLatency.observe({ stage: 'endpointed_to_first_frame' }, derived.endpointedToFirstFrameMs / 1000);
   }
 }
 

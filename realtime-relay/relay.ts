@@ -86,6 +86,7 @@ export async function createRelay(options: RelayOptions) {
   };
   const edge = createRelayServer({
     stats,
+    metricsToken: config.METRICS_TOKEN,
     instanceId,
     maxPayloadBytes: config.RELAY_MAX_PAYLOAD_BYTES,
     heartbeatMs: options.heartbeatMs,

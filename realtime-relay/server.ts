@@ -8,6 +8,7 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../lib/logger';
+import { serveMetrics, streamsOpened, streamsRefused } from '../lib/metrics';
 
 export interface StreamRoute {
   /** Authenticates the upgrade request; throw an `UpgradeRefusal` to refuse it. */
@@ -32,6 +33,8 @@ export interface RelayServerOptions {
   routes?: Record<string, StreamRoute>;
   /** Live figures served at GET /stats (streams held, event-loop delay, frame cost). */
   stats?: (reset: boolean) => Record<string, unknown>;
+  /** When set, GET /metrics (Prometheus) needs `Authorization: Bearer <token>`. */
+  metricsToken?: string;
 }
 
 function refuse(socket: Duplex, status: number, message: string) {
@@ -54,6 +57,8 @@ export function createRelayServer(options: RelayServerOptions) {
     } else if (url.pathname === '/stats' && options.stats) {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(options.stats(url.searchParams.get('reset') === '1')));
+    } else if (url.pathname === '/metrics' && req.method === 'GET') {
+      serveMetrics('relay', req, res, options.metricsToken);
     } else if (url.pathname === '/health/ready') {
       res.writeHead(accepting ? 200 : 503, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ status: accepting ? 'ok' : 'draining', instanceId: options.instanceId }));
@@ -70,8 +75,12 @@ export function createRelayServer(options: RelayServerOptions) {
   server.on('upgrade', (req, socket, head) => {
     const pathname = new URL(req.url ?? '/', 'http://relay').pathname;
     const route = routes[pathname];
-    if (!accepting) return refuse(socket, 503, 'relay is draining');
-    if (!route) return refuse(socket, 404, `no stream endpoint at ${pathname}`);
+    const refuseStream = (status: number, message: string) => {
+      streamsRefused.inc({ route: route ? pathname : 'unknown', status });
+      refuse(socket, status, message);
+    };
+    if (!accepting) return refuseStream(503, 'relay is draining');
+    if (!route) return refuseStream(404, `no stream endpoint at ${pathname}`);
     Promise.resolve()
       .then(() => route.authorize(req))
       .then(() => {
@@ -85,13 +94,14 @@ export function createRelayServer(options: RelayServerOptions) {
               'stream socket error',
             ),
           );
+          streamsOpened.inc({ route: pathname });
           route.onConnection(ws, req);
         });
       })
       .catch((err: unknown) => {
         const status = err instanceof UpgradeRefusal ? err.status : 500;
         options.logger.warn({ path: pathname, status, reason: String(err) }, 'stream upgrade refused');
-        refuse(socket, status, err instanceof UpgradeRefusal ? err.message : 'internal error');
+        refuseStream(status, err instanceof UpgradeRefusal ? err.message : 'internal error');
       });
   });
 

@@ -170,6 +170,13 @@ describe('integrations API', () => {
 
     const tested = await api().post('/v1/integrations/hubspot/test');
     expect(tested.body).toMatchObject({ ok: true, error: null });
+    // A test is an admin action too: it can change the integration's status and stored session.
+    const audit = await api().get('/v1/audit-log?action=integration.tested');
+    expect(audit.body.data[0]).toMatchObject({
+      action: 'integration.tested',
+      target: { type: 'integration', id: 'hubspot' },
+      after: { status: 'connected', error: null, credentialsRenewed: false },
+    });
   });
 });
 

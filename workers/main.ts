@@ -7,17 +7,38 @@ import { createLogger } from '../lib/logger';
 import { onShutdown } from '../lib/shutdown';
 import { connectWorker } from '../temporal-config/connection';
 import { createWorkers } from './create-workers';
+import { startWorkerMetricsServer } from './metrics-server';
 
 async function main() {
   const config = loadConfigOrExit();
   const logger = createLogger(config, 'worker');
   // The SDK's own logs go through pino; its INFO lines (every state change) only when debugging.
   const sdkLevel: LogLevel = config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN';
-  Runtime.install({
-    logger: new DefaultLogger(sdkLevel, (entry) => {
-      const level = entry.level === 'ERROR' ? 'error' : entry.level === 'WARN' ? 'warn' : 'debug';
-      logger[level]({ sdk: entry.meta }, entry.message);
-    }),
+  const sdkLogger = new DefaultLogger(sdkLevel, (entry) => {
+    const level = entry.level === 'ERROR' ? 'error' : entry.level === 'WARN' ? 'warn' : 'debug';
+    logger[level]({ sdk: entry.meta }, entry.message);
+  });
+  // Runtime.install: once per process, before any connection or Worker. The SDK's own metrics
+  // (temporal_*) get Core's Prometheus exporter on TEMPORAL_METRICS_PORT; it throws when the port is
+  // taken, and the worker then runs without it rather than not at all.
+  let temporalMetricsPort: number | null = config.TEMPORAL_METRICS_PORT || null;
+  try {
+    Runtime.install({
+      logger: sdkLogger,
+      ...(temporalMetricsPort
+        ? { telemetryOptions: { metrics: { prometheus: { bindAddress: `0.0.0.0:${temporalMetricsPort}` } } } }
+        : {}),
+    });
+  } catch (err) {
+    if (!temporalMetricsPort) throw err;
+    logger.warn({ err, port: temporalMetricsPort }, 'Temporal SDK metrics exporter could not start; off');
+    temporalMetricsPort = null;
+    Runtime.install({ logger: sdkLogger });
+  }
+  const metricsServer = await startWorkerMetricsServer({
+    port: config.WORKER_METRICS_PORT,
+    token: config.METRICS_TOKEN,
+    logger,
   });
   const orm = await createAppOrm(config);
   const connection = await connectWorker(config);
@@ -29,7 +50,14 @@ async function main() {
     logger,
   });
   const running = workers.map((worker) => worker.run());
-  logger.info({ taskQueues: config.WORKER_TASK_QUEUES }, 'worker running');
+  logger.info(
+    {
+      taskQueues: config.WORKER_TASK_QUEUES,
+      metricsPort: metricsServer?.port ?? null,
+      temporalMetricsPort,
+    },
+    'worker running',
+  );
   onShutdown(logger, [
     async () => {
       // shutdown() stops polling and lets in-flight tasks finish; run() resolves when drained.
@@ -38,6 +66,7 @@ async function main() {
     },
     () => connection.close(),
     () => orm.close(),
+    async () => metricsServer?.close(),
   ]);
   await Promise.all(running);
 }

@@ -308,11 +308,13 @@ export function registerIntegrationRoutes(api: ApiRouter, deps: ApiDeps): void {
       },
       404: { description: 'INTEGRATION_NOT_FOUND' },
     },
-    handler: async ({ auth, params }) => {
+    handler: async ({ auth, params, req }) => {
+      const ip = req.ip;
       const integration = await withTenant(deps.orm, auth.tenantId, (em) =>
         em.findOne(Integration, { provider: params.provider }),
       );
       if (!integration) throw new NotFoundError('Integration', params.provider);
+      const before = { status: integration.status, account: integration.account ?? null };
       const credentials = JSON.parse(
         openSecret(deps.config.ENCRYPTION_KEYS, integration.credentialsCiphertext),
       ) as CrmCredentials;
@@ -341,6 +343,23 @@ export function registerIntegrationRoutes(api: ApiRouter, deps: ApiDeps): void {
           row.credentialsKeyId = deps.config.ENCRYPTION_KEYS[0]!.id;
         }
         row.updatedAt = new Date();
+        recordAudit(
+          em,
+          auth,
+          {
+            action: 'integration.tested',
+            targetType: 'integration',
+            targetId: params.provider,
+            before,
+            after: {
+              status: row.status,
+              account: row.account ?? null,
+              error: outcome.error,
+              credentialsRenewed: Boolean(outcome.renewed),
+            },
+          },
+          ip,
+        );
       });
       return { body: { ok: outcome.ok, account: outcome.account, error: outcome.error } };
     },

@@ -25,6 +25,10 @@ try {
 
 export function testConfig(overrides: Record<string, string> = {}): Config {
   return loadConfig({
+    // Tests send many requests from one IP and tenant: limits far above any test's traffic
+    // (test/api-security.test.ts passes low ones through `env`).
+    RATE_LIMIT_IP_PER_MINUTE: '1000000',
+    RATE_LIMIT_TENANT_PER_MINUTE: '1000000',
     ...process.env,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
     TEMPORAL_NAMESPACE: namespaceForJestWorker(),
