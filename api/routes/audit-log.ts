@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { ApiKey, AuditLogEntry, User } from '../../db/entities';
 import { withTenant } from '../../db/tenant-context';
 import type { ApiDeps } from '../deps';
-import { ValidationError } from '../errors';
+import { findNewestFirst } from '../pagination';
 import type { ApiRouter } from '../routing';
 
 const AUDIT_READERS = ['owner', 'admin'] as const;
@@ -23,22 +23,6 @@ const auditEntryView = z.object({
   after: z.record(z.string(), z.unknown()).nullable(),
   ip: z.string().nullable(),
 });
-
-/** Opaque cursor: the (createdAt, id) of the last entry of the previous page. */
-function encodeCursor(e: AuditLogEntry): string {
-  return Buffer.from(`${e.createdAt.toISOString()}|${e.id}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  const [at, id] = Buffer.from(cursor, 'base64url').toString().split('|');
-  const createdAt = new Date(at ?? '');
-  if (!id || Number.isNaN(createdAt.getTime())) {
-    throw new ValidationError('Invalid request: query.cursor: is not a cursor from a previous page', [
-      { path: 'query.cursor', message: 'is not a cursor from a previous page' },
-    ]);
-  }
-  return { createdAt, id };
-}
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -73,25 +57,7 @@ export function registerAuditLogRoutes(api: ApiRouter, deps: ApiDeps): void {
         if (query.actorId) where.actorId = query.actorId;
         if (query.targetType) where.targetType = query.targetType;
         if (query.targetId) where.targetId = query.targetId;
-        const createdAt: Record<string, Date> = {};
-        if (query.from) createdAt.$gte = new Date(query.from);
-        if (query.to) createdAt.$lt = new Date(query.to);
-        if (Object.keys(createdAt).length) where.createdAt = createdAt;
-        const conditions: Record<string, unknown>[] = [where];
-        if (query.cursor) {
-          const c = decodeCursor(query.cursor);
-          conditions.push({
-            $or: [{ createdAt: { $lt: c.createdAt } }, { createdAt: c.createdAt, id: { $lt: c.id } }],
-          });
-        }
-        const rows = await em.find(
-          AuditLogEntry,
-          { $and: conditions },
-          { orderBy: { createdAt: 'desc', id: 'desc' }, limit: query.limit + 1 },
-        );
-        const page = rows.slice(0, query.limit);
-        const nextCursor =
-          rows.length > query.limit && page.length ? encodeCursor(page[page.length - 1]!) : null;
+        const { rows: page, nextCursor } = await findNewestFirst(em, AuditLogEntry, where, query);
 
         // Name the actors: users by email and name, API keys by name (RLS keeps both to this tenant).
         const ids = (type: string) => [

@@ -10,7 +10,8 @@ import { Call, CallTurn, CrmSyncRecord } from '../../db/entities';
 import { withTenant } from '../../db/tenant-context';
 import { temporalUiUrl } from '../../temporal-config/connection';
 import type { ApiDeps } from '../deps';
-import { NotFoundError, ValidationError } from '../errors';
+import { NotFoundError } from '../errors';
+import { findNewestFirst } from '../pagination';
 import type { ApiRouter } from '../routing';
 import { idParams } from '../schemas';
 
@@ -88,22 +89,6 @@ function sendWav(res: Response, file: string, downloadName: string): Promise<boo
   });
 }
 
-/** Opaque cursor: the (createdAt, id) of the last row of the previous page. */
-function encodeCursor(c: Call): string {
-  return Buffer.from(`${c.createdAt.toISOString()}|${c.id}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  const [at, id] = Buffer.from(cursor, 'base64url').toString().split('|');
-  const createdAt = new Date(at ?? '');
-  if (!id || Number.isNaN(createdAt.getTime())) {
-    throw new ValidationError('Invalid request: query.cursor: is not a cursor from a previous page', [
-      { path: 'query.cursor', message: 'is not a cursor from a previous page' },
-    ]);
-  }
-  return { createdAt, id };
-}
-
 export function registerCallRoutes(api: ApiRouter, deps: ApiDeps): void {
   api.route({
     method: 'get',
@@ -138,25 +123,7 @@ export function registerCallRoutes(api: ApiRouter, deps: ApiDeps): void {
         if (query.direction) where.direction = query.direction;
         if (query.channel) where.channel = query.channel;
         if (query.disposition) where.disposition = query.disposition;
-        const createdAt: Record<string, Date> = {};
-        if (query.from) createdAt.$gte = new Date(query.from);
-        if (query.to) createdAt.$lt = new Date(query.to);
-        if (Object.keys(createdAt).length) where.createdAt = createdAt;
-        const conditions: Record<string, unknown>[] = [where];
-        if (query.cursor) {
-          const c = decodeCursor(query.cursor);
-          conditions.push({
-            $or: [{ createdAt: { $lt: c.createdAt } }, { createdAt: c.createdAt, id: { $lt: c.id } }],
-          });
-        }
-        const rows = await em.find(
-          Call,
-          { $and: conditions },
-          { orderBy: { createdAt: 'desc', id: 'desc' }, limit: query.limit + 1 },
-        );
-        const page = rows.slice(0, query.limit);
-        const nextCursor =
-          rows.length > query.limit && page.length ? encodeCursor(page[page.length - 1]!) : null;
+        const { rows: page, nextCursor } = await findNewestFirst(em, Call, where, query);
         return { body: { data: page.map(toSummary), nextCursor } };
       }),
   });
