@@ -304,6 +304,48 @@ interface SectionProps {
 // ---------------------------------------------------------------------------------------------
 // Settings
 
+/** Provider and model of one speech engine (speech-to-text or text-to-speech). */
+function SpeechEngineRow({
+  engine,
+  label,
+  definition,
+  onChange,
+  at,
+}: {
+  engine: 'stt' | 'tts';
+  label: string;
+  definition: Definition;
+  onChange: UpdateDefinition;
+  at: (path: string) => string | undefined;
+}) {
+  const current = definition[engine];
+  const set = (patch: { provider?: Provider; model?: string }) =>
+    onChange((cur) => ({ ...cur, [engine]: { ...cur[engine], ...patch } }));
+  return (
+    <div className="form-row">
+      <Labeled label={`${label} provider`} error={at(`${engine}.provider`)}>
+        <select
+          value={current?.provider ?? 'local'}
+          onChange={(e) => set({ provider: e.target.value as Provider })}
+        >
+          {PROVIDERS.map((p) => (
+            <option key={p.value} value={p.value}>
+              {p.label}
+            </option>
+          ))}
+        </select>
+      </Labeled>
+      <Labeled
+        label={`${label} model`}
+        error={at(`${engine}.model`)}
+        hint="Optional; empty uses the provider default."
+      >
+        <input value={current?.model ?? ''} onChange={(e) => set({ model: e.target.value || undefined })} />
+      </Labeled>
+    </div>
+  );
+}
+
 const DEFAULT_LLM = {
   provider: 'openai-compatible' as const,
   model: 'gpt-4o-mini',
@@ -399,62 +441,8 @@ export function AgentSettings({ definition, onChange, readOnly, issues }: Sectio
             />
           </Labeled>
         </div>
-        <div className="form-row">
-          <Labeled label="Speech-to-text provider" error={at('stt.provider')}>
-            <select
-              value={d.stt?.provider ?? 'local'}
-              onChange={(e) =>
-                onChange((cur) => ({ ...cur, stt: { ...cur.stt, provider: e.target.value as Provider } }))
-              }
-            >
-              {PROVIDERS.map((p) => (
-                <option key={p.value} value={p.value}>
-                  {p.label}
-                </option>
-              ))}
-            </select>
-          </Labeled>
-          <Labeled
-            label="Speech-to-text model"
-            error={at('stt.model')}
-            hint="Optional; empty uses the provider default."
-          >
-            <input
-              value={d.stt?.model ?? ''}
-              onChange={(e) =>
-                onChange((cur) => ({ ...cur, stt: { ...cur.stt, model: e.target.value || undefined } }))
-              }
-            />
-          </Labeled>
-        </div>
-        <div className="form-row">
-          <Labeled label="Text-to-speech provider" error={at('tts.provider')}>
-            <select
-              value={d.tts?.provider ?? 'local'}
-              onChange={(e) =>
-                onChange((cur) => ({ ...cur, tts: { ...cur.tts, provider: e.target.value as Provider } }))
-              }
-            >
-              {PROVIDERS.map((p) => (
-                <option key={p.value} value={p.value}>
-                  {p.label}
-                </option>
-              ))}
-            </select>
-          </Labeled>
-          <Labeled
-            label="Text-to-speech model"
-            error={at('tts.model')}
-            hint="Optional; empty uses the provider default."
-          >
-            <input
-              value={d.tts?.model ?? ''}
-              onChange={(e) =>
-                onChange((cur) => ({ ...cur, tts: { ...cur.tts, model: e.target.value || undefined } }))
-              }
-            />
-          </Labeled>
-        </div>
+        <SpeechEngineRow engine="stt" label="Speech-to-text" definition={d} onChange={onChange} at={at} />
+        <SpeechEngineRow engine="tts" label="Text-to-speech" definition={d} onChange={onChange} at={at} />
       </Section>
 
       <Section
