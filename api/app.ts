@@ -6,11 +6,12 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import express, { type Express } from 'express';
 import swaggerUi from 'swagger-ui-express';
+import { tagRequestSpan, traceRequests } from '../lib/tracing';
 import { createAuthenticator } from './auth/authenticate';
 import type { ApiDeps } from './deps';
 import { errorMiddleware, notFoundRoute } from './errors';
 import { buildOpenApiDocument } from './openapi';
-import { ApiRouter } from './routing';
+import { ApiRouter, onAuthenticated } from './routing';
 import { registerAgentRoutes } from './routes/agents';
 import { registerApiKeyRoutes } from './routes/api-keys';
 import { registerAuthRoutes } from './routes/auth';
@@ -18,7 +19,7 @@ import { createStripeWebhookRouter, registerBillingRoutes } from './routes/billi
 import { registerAnalyticsRoutes } from './routes/analytics';
 import { registerAuditLogRoutes } from './routes/audit-log';
 import { registerPrivacyRoutes } from './routes/privacy';
-import { installMetrics } from './metrics';
+import { installMetrics, routeOf } from './metrics';
 import { installSecurity } from './security';
 import { registerCallRoutes } from './routes/calls';
 import { CAMPAIGN_CREATE_BODY_LIMIT, registerCampaignRoutes } from './routes/campaigns';
@@ -36,29 +37,41 @@ import { registerWebhookEndpointRoutes } from './routes/webhook-endpoints';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const VERSION: string = (require('../package.json') as { version: string }).version;
 
+const REQUEST_TENANT = 'parley.requestTenant';
 const DASHBOARD_DIR = path.resolve(__dirname, '../dashboard');
 
 export function createApp(deps: ApiDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback, linklocal, uniquelocal');
+  app.use(traceRequests(routeOf));
   installMetrics(app, deps);
   installSecurity(app, deps);
 
   app.use((req, res, next) => {
     const started = performance.now();
+    let tenantId: string | undefined;
+    res.locals[REQUEST_TENANT] = (id: string) => (tenantId = id);
     res.on('finish', () => {
       deps.logger.debug(
         {
           method: req.method,
           path: req.path,
+          route: routeOf(req),
           status: res.statusCode,
           ms: Math.round(performance.now() - started),
+          tenantId,
         },
         'request',
       );
     });
     next();
+  });
+  // The request's log line and trace span name the tenant once its caller is known.
+  onAuthenticated(app, (auth, _req, res) => {
+    (res.locals[REQUEST_TENANT] as ((id: string) => void) | undefined)?.(auth.tenantId);
+    tagRequestSpan({ 'parley.tenant.id': auth.tenantId });
+    return Promise.resolve();
   });
   // Stripe signs the raw bytes: its webhook reads the body itself, before any JSON parsing.
   app.use('/stripe', createStripeWebhookRouter(deps));

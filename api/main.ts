@@ -6,6 +6,7 @@ import { loadConfigOrExit } from '../config';
 import { createAppOrm } from '../db/orm';
 import { createLogger } from '../lib/logger';
 import { onShutdown } from '../lib/shutdown';
+import { startTracing, tracingWorkerOptions } from '../lib/tracing';
 import { connectClient, connectWorker } from '../temporal-config/connection';
 import { apiTaskQueue } from '../temporal-config/task-queues';
 import { createApp } from './app';
@@ -14,6 +15,8 @@ import { SpeechStreams } from './speech-streams';
 async function main() {
   const config = loadConfigOrExit();
   const logger = createLogger(config, 'api');
+  // Before the Temporal client exists: it picks up the tracing interceptors at creation.
+  const tracing = startTracing(config, 'api');
   const orm = await createAppOrm(config);
   const temporal = await connectClient(config);
 
@@ -27,6 +30,7 @@ async function main() {
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: speechStreams.taskQueue,
     activities: createApiSpeakActivities(llmClientsFromConfig(config), speechStreams.sinkFor),
+    ...tracingWorkerOptions(),
   });
   const speakRun = speakWorker.run();
 
@@ -56,6 +60,7 @@ async function main() {
     () => workerConnection.close(),
     () => temporal.connection.close(),
     () => orm.close(),
+    async () => tracing?.shutdown(),
   ]);
 }
 

@@ -9,7 +9,8 @@ import { httpRequestDuration, metricsAuthorized, metricsRegistry } from '../lib/
 import type { ApiDeps } from './deps';
 import { AuthenticationError } from './errors';
 
-function routeOf(req: Request): string {
+/** The request's Express route pattern (`/v1/calls/:id`), or `unmatched`. */
+export function routeOf(req: Request): string {
   const path: unknown = (req.route as { path?: unknown } | undefined)?.path;
   return typeof path === 'string' ? `${req.baseUrl}${path}` : 'unmatched';
 }

@@ -124,6 +124,13 @@ export const configSchema = z
     TEMPORAL_METRICS_PORT: port.default(9465),
     /** When set, every `/metrics` (api, relay, worker) needs `Authorization: Bearer <token>`. */
     METRICS_TOKEN: optionalString,
+    /**
+     * OTLP/HTTP endpoint of a trace collector (e.g. http://otel-collector:4318); spans go to
+     * `<endpoint>/v1/traces`. Unset: no tracing. OTEL_EXPORTER_OTLP_HEADERS is honoured too.
+     */
+    OTEL_EXPORTER_OTLP_ENDPOINT: httpUrl.optional(),
+    /** `service.name` of this process's spans; default parley-api, parley-worker, parley-relay. */
+    OTEL_SERVICE_NAME: optionalString,
     WORKER_TASK_QUEUES: z
       .string()
       .default('calls,campaigns,dialer,integrations,billing')

@@ -4,6 +4,7 @@
  * `*.*.token`), request and response headers that carry credentials, and the secret variables of a
  * config dump. pino's wildcards match one level each, hence the explicit depths.
  */
+import { trace } from '@opentelemetry/api';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Config } from '../config';
 
@@ -90,6 +91,14 @@ export const REDACTED_PATHS = [
 export const REDACTED = '[redacted]';
 
 /** A logger for one process; `destination` (default stdout) lets a test read what it writes. */
+/** The active trace and span ids (lib/tracing.ts), for log lines; empty outside a recorded span. */
+function traceIds(): { traceId?: string; spanId?: string } {
+  const span = trace.getActiveSpan();
+  if (!span?.isRecording()) return {};
+  const { traceId, spanId } = span.spanContext();
+  return { traceId, spanId };
+}
+
 export function createLogger(
   config: Pick<Config, 'LOG_LEVEL'>,
   name: string,
@@ -100,6 +109,8 @@ export function createLogger(
     level: config.LOG_LEVEL,
     redact: { paths: REDACTED_PATHS, censor: REDACTED },
     base: { service: name },
+    // With tracing on, a line written inside a span carries its trace and span ids.
+    mixin: traceIds,
   };
   return destination ? pino(options, destination) : pino(options);
 }

@@ -5,12 +5,14 @@ import { llmClientsFromConfig } from '../activities';
 import { loadConfigOrExit } from '../config';
 import { createLogger } from '../lib/logger';
 import { onShutdown } from '../lib/shutdown';
+import { startTracing } from '../lib/tracing';
 import { connectClient, connectWorker } from '../temporal-config/connection';
 import { createRelay } from './relay';
 
 async function main() {
   const config = loadConfigOrExit();
   const logger = createLogger(config, 'relay');
+  const tracing = startTracing(config, 'relay');
   const instanceId = config.RELAY_INSTANCE_ID ?? `${os.hostname()}-${process.pid}`;
   const temporal = await connectClient(config);
   const workerConnection = await connectWorker(config);
@@ -37,7 +39,12 @@ async function main() {
   );
   onShutdown(
     logger,
-    [() => relay.stop(20_000), () => workerConnection.close(), () => temporal.connection.close()],
+    [
+      () => relay.stop(20_000),
+      () => workerConnection.close(),
+      () => temporal.connection.close(),
+      async () => tracing?.shutdown(),
+    ],
     30_000,
   );
 }

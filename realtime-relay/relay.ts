@@ -4,6 +4,7 @@
  * `holdMedia` and `releaseMedia` for the calls this process holds. `main.ts` runs it as a process;
  * tests run it in-process against the same Temporal server.
  */
+import { tracingWorkerOptions } from '../lib/tracing';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Client } from '@temporalio/client';
 import { Worker, type NativeConnection } from '@temporalio/worker';
@@ -102,6 +103,7 @@ export async function createRelay(options: RelayOptions) {
     // Every live call holds one activity (holdMedia) and sometimes a second (speak).
     maxConcurrentActivityTaskExecutions: 2_000,
     maxCachedWorkflows: 0,
+    ...tracingWorkerOptions(),
   });
   let running: Promise<void> | undefined;
 

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
 import type { Config } from '../config';
+import { tracingClientInterceptors } from '../lib/tracing';
 
 export const DEFAULT_DEV_ADDRESS = '127.0.0.1:7233';
 
@@ -56,7 +57,12 @@ export function workerConnectionOptions(config: Config): NativeConnectionOptions
 
 export async function connectClient(config: Config): Promise<Client> {
   const connection = await Connection.connect(clientConnectionOptions(config));
-  return new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  // With tracing on (lib/tracing.ts), starts, updates and signals carry the caller's span.
+  return new Client({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    interceptors: tracingClientInterceptors(),
+  });
 }
 
 export function connectWorker(config: Config): Promise<NativeConnection> {

@@ -5,18 +5,31 @@
 import { bundleWorkflowCode, type NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { TASK_QUEUES } from '../temporal-config/task-queues';
+import { activeTracing, tracingWorkerOptions, WORKFLOW_TRACING_INTERCEPTORS } from '../lib/tracing';
 import type { Logger } from '../lib/logger';
 import { CampaignDialers } from './campaign-dialers';
 
 /** Resolves to the .ts source under tsx/jest and to the compiled .js in a built image. */
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 
-let cachedBundle: Promise<WorkflowBundle> | undefined;
+const cachedBundles = new Map<boolean, Promise<WorkflowBundle>>();
 
-/** The workflow bundle is built once per process (webpack takes seconds). */
-export function workflowBundle(): Promise<WorkflowBundle> {
-  cachedBundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
-  return cachedBundle;
+/**
+ * The workflow bundle is built once per process (webpack takes seconds). With `traced`, it also
+ * holds the OpenTelemetry workflow interceptors (lib/tracing.ts); they add no commands, so traced
+ * and untraced workers replay each other's histories.
+ */
+export function workflowBundle(traced = false): Promise<WorkflowBundle> {
+  let bundle = cachedBundles.get(traced);
+  if (!bundle) {
+    bundle = bundleWorkflowCode({
+      workflowsPath: WORKFLOWS_PATH,
+      workflowInterceptorModules: traced ? [WORKFLOW_TRACING_INTERCEPTORS] : [],
+      logger: quietBundlerLogger,
+    });
+    cachedBundles.set(traced, bundle);
+  }
+  return bundle;
 }
 
 const quietBundlerLogger = {
@@ -48,7 +61,8 @@ export interface ProcessWorker {
  * `dialer.<campaignId>` queue (workers/campaign-dialers.ts).
  */
 export async function createWorkers(options: CreateWorkersOptions): Promise<ProcessWorker[]> {
-  const bundle = await workflowBundle();
+  const tracing = tracingWorkerOptions();
+  const bundle = await workflowBundle(activeTracing() !== null);
   const activities = createActivities(options.activityDeps);
   const workers: ProcessWorker[] = await Promise.all(
     options.taskQueues.map((taskQueue) =>
@@ -58,6 +72,7 @@ export async function createWorkers(options: CreateWorkersOptions): Promise<Proc
         taskQueue,
         workflowBundle: bundle,
         activities,
+        ...tracing,
       }),
     ),
   );

@@ -5,6 +5,7 @@ import { activityDepsFromConfig } from '../activities';
 import { createAppOrm } from '../db/orm';
 import { createLogger } from '../lib/logger';
 import { onShutdown } from '../lib/shutdown';
+import { startTracing } from '../lib/tracing';
 import { connectWorker } from '../temporal-config/connection';
 import { createWorkers } from './create-workers';
 import { startWorkerMetricsServer } from './metrics-server';
@@ -12,6 +13,7 @@ import { startWorkerMetricsServer } from './metrics-server';
 async function main() {
   const config = loadConfigOrExit();
   const logger = createLogger(config, 'worker');
+  const tracing = startTracing(config, 'worker');
   // The SDK's own logs go through pino; its INFO lines (every state change) only when debugging.
   const sdkLevel: LogLevel = config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN';
   const sdkLogger = new DefaultLogger(sdkLevel, (entry) => {
@@ -55,6 +57,7 @@ async function main() {
       taskQueues: config.WORKER_TASK_QUEUES,
       metricsPort: metricsServer?.port ?? null,
       temporalMetricsPort,
+      tracing: tracing ? tracing.endpoint : 'off',
     },
     'worker running',
   );
@@ -67,6 +70,7 @@ async function main() {
     () => connection.close(),
     () => orm.close(),
     async () => metricsServer?.close(),
+    async () => tracing?.shutdown(),
   ]);
   await Promise.all(running);
 }
