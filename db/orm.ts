@@ -4,6 +4,7 @@
  */
 import { MikroORM, type Options } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
+import { parse as parseConnectionString } from 'pg-connection-string';
 import type { Config } from '../config';
 import { requireSetting } from '../config';
 import { ENTITY_SCHEMAS } from './entities';
@@ -24,9 +25,21 @@ export const MIGRATIONS = [
   { name: 'Migration20261124000000_crm_billing', class: Migration20261124000000_crm_billing },
 ];
 
+/**
+ * TLS from the URL's query string (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`), read the way
+ * node-postgres reads it for a plain client: MikroORM builds its pool from the URL's host, port,
+ * credentials and database only, so without this `?sslmode=verify-full` would be dropped silently
+ * and the pool would connect in clear text.
+ */
+export function tlsFromUrl(clientUrl: string): Pick<Options, 'driverOptions'> {
+  const { ssl } = parseConnectionString(clientUrl);
+  return ssl === undefined ? {} : { driverOptions: { connection: { ssl } } };
+}
+
 export function ormOptions(clientUrl: string, poolMax: number): Options {
   return {
     clientUrl,
+    ...tlsFromUrl(clientUrl),
     entities: ENTITY_SCHEMAS,
     extensions: [Migrator],
     discovery: { warnWhenNoEntities: true },
