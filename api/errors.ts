@@ -2,6 +2,7 @@
  * Every HTTP failure is an AppError with a stable `code`, rendered by one middleware as
  * `{ error: { code, message, details } }`. Codes are part of the public API: never rename one.
  */
+import { isGrpcServiceError, ServiceError } from '@temporalio/client';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from '../lib/logger';
 
@@ -91,9 +92,50 @@ export class ServiceUnavailableError extends AppError {
   }
 }
 
+/** gRPC status UNAVAILABLE (14): the server could not be reached. */
+const GRPC_UNAVAILABLE = 14;
+
+/**
+ * 503 TEMPORAL_UNAVAILABLE when `err` says Temporal cannot be reached (down or restarting) after the
+ * client's own retries, as a gRPC error or the client's ServiceError around one; otherwise undefined.
+ */
+export function temporalUnavailable(err: unknown): ServiceUnavailableError | undefined {
+  const grpcError = err instanceof ServiceError ? err.cause : err;
+  if (!isGrpcServiceError(grpcError) || (grpcError.code as number) !== GRPC_UNAVAILABLE) return undefined;
+  return new ServiceUnavailableError(
+    'TEMPORAL_UNAVAILABLE',
+    'The workflow service is unavailable for a moment; retry the request.',
+    err,
+  );
+}
+
 export const notFoundRoute: RequestHandler = (req, _res, next) => {
   next(new AppError(404, 'ROUTE_NOT_FOUND', `No route for ${req.method} ${req.path}`));
 };
+
+/** SQLSTATE classes of a lost or refused connection: 08 (connection exception), 57P0x (admin or crash shutdown, cannot connect now, database dropped, idle timeout). */
+const CONNECTION_SQLSTATE = /^(08|57P0)/;
+/**
+ * What node-postgres and knex say (MikroORM puts the SQL in front) when the connection is gone or
+ * none can be had. knex answers a transaction whose BEGIN failed on a lost connection with
+ * "Transaction query already complete" at its first statement, the real error swallowed.
+ */
+const CONNECTION_LOST =
+  /Connection terminated|Connection ended unexpectedly|Client has encountered a connection error|Client was closed and is not queryable|Timeout acquiring a connection|Transaction query already complete/;
+
+/**
+ * PostgreSQL could not be reached or dropped the connection mid-request (a failover, a restart,
+ * a terminated backend): not the request's fault, and worth retrying. Looks through `cause`s,
+ * since MikroORM wraps the driver's error.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth += 1) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && CONNECTION_SQLSTATE.test(code)) return true;
+    if (e.name === 'KnexTimeoutError' || CONNECTION_LOST.test(e.message)) return true;
+  }
+  return false;
+}
 
 interface BodyParserError extends Error {
   type?: string;
@@ -101,7 +143,10 @@ interface BodyParserError extends Error {
   limit?: number;
 }
 
-/** Maps body-parser failures and AppErrors to the error shape; anything else is a 500 with no internals. */
+/**
+ * Maps body-parser failures, Temporal being unreachable and AppErrors to the error shape; anything
+ * else is a 500 with no internals.
+ */
 export function errorMiddleware(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, next) => {
     if (res.headersSent) {
@@ -110,6 +155,7 @@ export function errorMiddleware(logger: Logger): ErrorRequestHandler {
     }
     let appError: AppError;
     const parserError = err as BodyParserError;
+    const unavailable = temporalUnavailable(err);
     if (err instanceof AppError) {
       appError = err;
     } else if (parserError?.type === 'entity.parse.failed') {
@@ -126,6 +172,16 @@ export function errorMiddleware(logger: Logger): ErrorRequestHandler {
       );
     } else if (parserError?.type === 'encoding.unsupported' || parserError?.type === 'charset.unsupported') {
       appError = new AppError(415, 'UNSUPPORTED_ENCODING', parserError.message);
+    } else if (isDatabaseUnavailable(err)) {
+      appError = new ServiceUnavailableError(
+        'DATABASE_UNAVAILABLE',
+        'The database is unavailable for a moment; retry the request.',
+        err,
+      );
+      res.set('retry-after', '1');
+    } else if (unavailable) {
+      appError = unavailable;
+      res.set('retry-after', '1');
     } else {
       logger.error({ err, method: req.method, path: req.path }, 'unhandled error');
       appError = new AppError(500, 'INTERNAL_ERROR', 'Something went wrong on our side; it has been logged.');

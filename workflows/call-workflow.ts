@@ -106,6 +106,12 @@ const REPORT_OUTCOME_TO_CAMPAIGN = 'report-outcome-to-campaign';
 const METER_USAGE = 'meter-usage-to-stripe';
 /** Patch id: a finished phone call starts one CRM sync per connected CRM. */
 const SYNC_TO_CRM = 'sync-call-to-crm';
+/**
+ * Patch id: the greeting waits for the call's row. A text conversation opens with the start itself,
+ * and its `in-progress` status (and answered time) raced the row's insert: the update found no row,
+ * and the call read `ringing` until it ended.
+ */
+const STATUS_AFTER_CALL_ROW = 'status-after-call-row';
 
 /** Twilio sends AnsweredBy within MachineDetectionTimeout (30 s by default); past this it counts as unknown. */
 const AMD_WAIT_MS = 35_000;
@@ -196,6 +202,8 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
   let answeredAt = carried?.answeredAt;
   let turnsThisRun = 0;
   let opened = Boolean(carried);
+  /** The call's row exists in PostgreSQL (recordCallStarted has completed). */
+  let callRecorded = Boolean(carried);
   let ended = false;
   let hangupRequested: string | undefined;
   let finalProviderStatus: CallStatus | undefined;
@@ -509,6 +517,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
     }
     // An update can arrive with the start itself, before the definition has been loaded.
     await condition(() => definition !== undefined);
+    if (patched(STATUS_AFTER_CALL_ROW)) await condition(() => callRecorded);
     if (outbound?.machineDetection) {
       // Nobody is greeted before answering-machine detection says a person picked up (a machine's
       // greeting transcribed meanwhile waits here, and is answered by the voicemail path instead).
@@ -826,6 +835,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
       status,
       startedAt,
     });
+    callRecorded = true;
   }
   const def = definition!;
   if (outbound && !carried) await dial(outbound);

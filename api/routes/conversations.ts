@@ -27,7 +27,7 @@ import {
 import { Call } from '../../db/entities';
 import { withTenant } from '../../db/tenant-context';
 import type { ApiDeps } from '../deps';
-import { AppError, ConflictError, NotFoundError } from '../errors';
+import { AppError, ConflictError, NotFoundError, temporalUnavailable } from '../errors';
 import type { ApiRouter } from '../routing';
 import { callStartOptions, pinAgentVersion } from '../services/call-starts';
 
@@ -146,6 +146,9 @@ export function registerConversationRoutes(api: ApiRouter, deps: ApiDeps): void 
     body: messageBody,
     responses: {
       200: { description: "The agent's reply", schema: replySchema.extend({ turnId: z.number() }) },
+      503: {
+        description: 'TEMPORAL_UNAVAILABLE: Temporal cannot be reached; send the same turnId again to retry',
+      },
     },
     handler: async ({ auth, params, body }) => {
       const { handle } = await conversation(auth.tenantId, params.callId);
@@ -192,7 +195,9 @@ export function registerConversationRoutes(api: ApiRouter, deps: ApiDeps): void 
           updateError(err);
         } catch (mapped) {
           const e =
-            mapped instanceof AppError ? mapped : new AppError(500, 'INTERNAL_ERROR', 'The turn failed');
+            mapped instanceof AppError
+              ? mapped
+              : (temporalUnavailable(mapped) ?? new AppError(500, 'INTERNAL_ERROR', 'The turn failed'));
           send('error', { code: e.code, message: e.message });
         }
       } finally {

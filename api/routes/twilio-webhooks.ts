@@ -28,15 +28,19 @@ import {
 } from '../../contracts/call';
 import { concurrentCallLimit } from '../../contracts/plans';
 import { withTenant } from '../../db/tenant-context';
+import { sleep } from '../../lib/net';
 import { signStreamToken } from '../../lib/stream-token';
 import type { ApiDeps } from '../deps';
-import { AppError, ServiceUnavailableError } from '../errors';
+import { AppError, isDatabaseUnavailable, ServiceUnavailableError } from '../errors';
 import { admitCall, markCallFailed } from '../../db/call-admission';
 import { callIdForCallSid, callStartOptions } from '../services/call-starts';
 import { connectStream, sayAndHangUp, SPOKEN } from '../services/twiml';
 
 /** Past this, Temporal counts as unreachable: Twilio gives up on a webhook after 15 s. */
 const TEMPORAL_DEADLINE_MS = 5_000;
+/** A call lookup that met a connection PostgreSQL had just dropped is tried again on a fresh one. */
+const LOOKUP_ATTEMPTS = 3;
+const LOOKUP_RETRY_MS = 100;
 
 /** Twilio's CallStatus values → the workflow's; `queued` is a call not yet ringing. */
 const CALL_STATUSES: Record<string, CallStatus> = {
@@ -136,9 +140,22 @@ export function createTwilioWebhookRouter(deps: ApiDeps): Router {
   const withinDeadline = <T>(work: (workflow: WorkflowClient) => Promise<T>): Promise<T> =>
     temporal.connection.withDeadline(Date.now() + TEMPORAL_DEADLINE_MS, () => work(temporal.workflow));
 
-  /** Runs a lookup function outside any tenant (SECURITY DEFINER; one round trip, no transaction). */
-  const lookup = <T extends object>(sql: string, value: string): Promise<T[]> =>
-    orm.em.fork().execute<T[]>(sql, [value]);
+  /**
+   * Runs a lookup function outside any tenant (SECURITY DEFINER; one round trip, no transaction).
+   * Twilio retries neither a voice webhook (the callee hears an apology and is hung up on) nor a
+   * status callback (the workflow never hears it): a read on a pooled connection PostgreSQL has
+   * just dropped is retried, briefly, on a fresh one.
+   */
+  const lookup = async <T extends object>(sql: string, value: string): Promise<T[]> => {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await orm.em.fork().execute<T[]>(sql, [value]);
+      } catch (err) {
+        if (attempt >= LOOKUP_ATTEMPTS || !isDatabaseUnavailable(err)) throw err;
+        await sleep(LOOKUP_RETRY_MS * attempt);
+      }
+    }
+  };
 
   const streamTwiml = (claims: { callId: string; tenantId: string; workflowId: string; callSid: string }) =>
     connectStream({
