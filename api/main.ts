@@ -6,7 +6,8 @@ import { loadConfigOrExit } from '../config';
 import { createAppOrm } from '../db/orm';
 import { createLogger } from '../lib/logger';
 import { onShutdown } from '../lib/shutdown';
-import { startTracing, tracingWorkerOptions } from '../lib/tracing';
+import { startTracing } from '../lib/tracing';
+import { workerInstrumentation } from '../lib/worker-instrumentation';
 import { connectClient, connectWorker } from '../temporal-config/connection';
 import { apiTaskQueue } from '../temporal-config/task-queues';
 import { createApp } from './app';
@@ -30,7 +31,7 @@ async function main() {
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: speechStreams.taskQueue,
     activities: createApiSpeakActivities(llmClientsFromConfig(config), speechStreams.sinkFor),
-    ...tracingWorkerOptions(),
+    ...workerInstrumentation(),
   });
   const speakRun = speakWorker.run();
 

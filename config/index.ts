@@ -118,7 +118,7 @@ export const configSchema = z
     TEMPORAL_DEV_PORT: port.default(7233),
     TEMPORAL_DEV_UI_PORT: port.default(8233),
     TEMPORAL_CLI_PATH: optionalString,
-    /** Port of the worker's own Prometheus `/metrics` (campaign dials, CRM failures); 0: off. */
+    /** Port of the worker's own `/metrics` (campaign dials, CRM failures) and `/health/live|ready`; 0: off. */
     WORKER_METRICS_PORT: port.default(9464),
     /** Port of the Temporal SDK's Prometheus exporter in the worker (temporal_* series); 0: off. */
     TEMPORAL_METRICS_PORT: port.default(9465),

@@ -6,9 +6,7 @@
  * PDBs, Services and the Ingress point at things that exist, and the worker groups cover every
  * task queue. Also the Dockerfile's dashboard build. No cluster, no Docker.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import express from 'express';
@@ -17,8 +15,10 @@ import { parseAllDocuments } from 'yaml';
 import type { ApiDeps } from '../api/deps';
 import { registerHealthRoutes } from '../api/routes/health';
 import { CONFIG_KEYS, loadConfig } from '../config';
+import { freePort } from '../lib/net';
 import { createRelayServer } from '../realtime-relay/server';
 import { WORKER_TASK_QUEUES } from '../temporal-config/task-queues';
+import { startWorkerMetricsServer, type WorkerMetricsServer } from '../workers/metrics-server';
 
 const ROOT = path.resolve(__dirname, '..');
 const DEPLOY = path.join(ROOT, 'deploy');
@@ -464,58 +464,94 @@ describe('Deployments', () => {
   });
 
   describe('workers', () => {
-    it('serve no health endpoint, so their probes are commands; their ports are the metrics ports', () => {
-      const sources = readdirSync(path.join(ROOT, 'workers'))
-        .filter((f) => f.endsWith('.ts'))
-        .map((f) => readFileSync(path.join(ROOT, 'workers', f), 'utf8'))
-        .join('\n');
-      // If a worker ever serves health over HTTP, probe that instead (and update this test).
-      expect(sources).not.toMatch(/\/health/);
+    let port: number;
+    let server: WorkerMetricsServer;
+    // Fake Temporal Workers whose state the test sets, handed to the real health server.
+    const states: Record<string, string> = {};
+    const fakeWorker = (taskQueue: string) => ({ getState: () => states[taskQueue]! });
+
+    beforeAll(async () => {
+      port = await freePort();
+      // With a token, as in production: /metrics needs it, the probes carry none.
+      server = (await startWorkerMetricsServer({
+        port,
+        host: '127.0.0.1',
+        token: 'probe-test-metrics-token-0123456789',
+        logger: pino({ level: 'silent' }),
+      }))!;
+      expect(server).toBeDefined();
+    });
+    afterAll(() => server?.close());
+
+    it("probes the worker's health server: WORKER_METRICS_PORT from the config", () => {
       for (const d of deploymentsRunning('worker')) {
         const c = mainContainer(d);
         const config = loadConfig(environmentOf(c, d.metadata.name));
+        expect(config.WORKER_METRICS_PORT).toBeGreaterThan(0);
+        // Its ports are the metrics ports (its own, which serves health too, and the SDK's).
         expect((c.ports ?? []).map((p) => p.containerPort).sort()).toEqual(
           [config.WORKER_METRICS_PORT, config.TEMPORAL_METRICS_PORT].filter((p) => p > 0).sort(),
         );
-        for (const probe of [c.readinessProbe, c.livenessProbe]) {
-          expect(probe?.exec?.command).toBeDefined();
-          expect(probe?.httpGet).toBeUndefined();
+        for (const probe of [c.readinessProbe, c.livenessProbe, c.startupProbe]) {
+          expect(probe?.httpGet).toBeDefined();
+          expect(probe?.exec).toBeUndefined();
+          expect(containerPort(c, probe!.httpGet!.port)).toBe(config.WORKER_METRICS_PORT);
         }
       }
     });
 
-    it('liveness checks PID 1 is the worker entry point', () => {
+    it('readiness is 200 only while every Temporal Worker is RUNNING; liveness stays 200', async () => {
+      let first = true;
       for (const d of deploymentsRunning('worker')) {
-        const command = mainContainer(d).livenessProbe!.exec!.command!.join(' ');
-        expect(command).toContain(`grep -q ${PROCESSES.worker} /proc/1/cmdline`);
+        const c = mainContainer(d);
+        const ready = c.readinessProbe!.httpGet!.path!;
+        const live = [c.livenessProbe!.httpGet!.path!, c.startupProbe!.httpGet!.path!];
+        const queues = [...loadConfig(environmentOf(c, d.metadata.name)).WORKER_TASK_QUEUES];
+        const expectLive = async () => {
+          for (const p of live) expect(`${p} ${await statusOf(port, p)}`).toBe(`${p} 200`);
+        };
+        const readiness = async () => {
+          const res = await fetch(`http://127.0.0.1:${port}${ready}`);
+          return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+        };
+
+        if (first) {
+          // Starting: the server listens before the workers exist (setWorkers not called yet).
+          expect(await readiness()).toEqual({ status: 503, body: { status: 'starting', workers: {} } });
+          await expectLive();
+          first = false;
+        }
+
+        for (const q of queues) states[q] = 'INITIALIZED';
+        server.setWorkers(Object.fromEntries(queues.map((q) => [q, fakeWorker(q)])));
+        expect((await readiness()).status).toBe(503);
+
+        for (const q of queues) states[q] = 'RUNNING';
+        expect(await readiness()).toEqual({
+          status: 200,
+          body: { status: 'ok', workers: Object.fromEntries(queues.map((q) => [q, 'RUNNING'])) },
+        });
+        await expectLive();
+
+        // One worker of the pod drains (SIGTERM), stops or fails: the body names it.
+        for (const [state, status] of [
+          ['STOPPING', 'draining'],
+          ['DRAINING', 'draining'],
+          ['STOPPED', 'draining'],
+          ['FAILED', 'failed'],
+        ]) {
+          states[queues[0]!] = state!;
+          const { status: code, body } = await readiness();
+          expect(code).toBe(503);
+          expect(body).toMatchObject({ status, workers: { [queues[0]!]: state } });
+          await expectLive();
+        }
       }
     });
 
-    it('readiness succeeds when TEMPORAL_ADDRESS accepts connections and fails when it does not', async () => {
-      const listener = net.createServer((socket) => socket.end());
-      await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
-      const open = (listener.address() as AddressInfo).port;
-      const closedPort = await new Promise<number>((resolve) => {
-        const probe = net.createServer();
-        probe.listen(0, '127.0.0.1', () => {
-          const p = (probe.address() as AddressInfo).port;
-          probe.close(() => resolve(p));
-        });
-      });
-      try {
-        for (const d of deploymentsRunning('worker')) {
-          const [cmd, ...args] = mainContainer(d).readinessProbe!.exec!.command!;
-          const run = (address: string) =>
-            spawnSync(cmd!, args, {
-              env: { PATH: process.env.PATH, TEMPORAL_ADDRESS: address },
-              timeout: 10_000,
-            }).status;
-          expect(run(`127.0.0.1:${open}`)).toBe(0);
-          expect(run(`127.0.0.1:${closedPort}`)).toBe(1);
-        }
-      } finally {
-        await new Promise((resolve) => listener.close(resolve));
-      }
+    it('health needs no token, /metrics does', async () => {
+      expect(await statusOf(port, '/health/live')).toBe(200);
+      expect(await statusOf(port, '/metrics')).toBe(401);
     });
   });
 

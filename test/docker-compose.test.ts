@@ -134,6 +134,11 @@ function dependsOn(name: string): Record<string, string> {
   );
 }
 
+/** Whether some service waits for `name` with this condition. */
+function dependentsWaitingFor(name: string, condition: string): boolean {
+  return Object.keys(compose.services).some((other) => dependsOn(other)[name] === condition);
+}
+
 /** The Dockerfile's stages: name (lower-case, or the index) → its instruction lines. */
 function dockerfileStages(text: string): Map<string, string[]> {
   const stages = new Map<string, string[]>();
@@ -157,6 +162,7 @@ describe('docker-compose.yml', () => {
   it('defines the whole stack', () => {
     for (const name of [
       'postgres',
+      'redis',
       'temporal',
       'temporal-ui',
       'api',
@@ -269,13 +275,94 @@ describe('docker-compose.yml', () => {
     expect(Object.keys(dependsOn('temporal-setup'))).toContain('temporal');
   });
 
-  it.each([
-    ['api', 3000],
-    ['relay', 3001],
-  ])('%s has a readiness health check on its port', (name, port) => {
-    const test = service(name).healthcheck?.test;
-    const text = Array.isArray(test) ? test.join(' ') : String(test);
-    expect(text).toContain(`:${port}/health/ready`);
+  describe('health checks', () => {
+    /** The port each long-running Parley process serves /health/ready on, from its config. */
+    const HEALTH_PORTS = {
+      api: 'API_PORT',
+      relay: 'RELAY_PORT',
+      worker: 'WORKER_METRICS_PORT',
+    } as const;
+    const healthcheckText = (name: string) => {
+      const test = service(name).healthcheck?.test;
+      return Array.isArray(test) ? test.join(' ') : String(test ?? '');
+    };
+
+    it.each(Object.entries(HEALTH_PORTS))(
+      "%s's health check asks /health/ready on the port its config listens on (%s)",
+      (name, key) => {
+        expect(service(name).healthcheck?.disable).toBeUndefined();
+        const config = loadConfig(interpolatedEnvironment(name, { ...SAMPLE_ENV }));
+        expect(config[key]).toBeGreaterThan(0);
+        const urls = [...healthcheckText(name).matchAll(/https?:\/\/[^'"\s)]+/g)].map((m) => new URL(m[0]));
+        expect(urls.map((u) => `${u.hostname}:${u.port}${u.pathname}`)).toEqual([
+          `127.0.0.1:${config[key]}/health/ready`,
+        ]);
+      },
+    );
+
+    it("the dependencies' health checks ask the address Parley connects to", () => {
+      const config = loadConfig(interpolatedEnvironment('api', { ...SAMPLE_ENV }));
+      // pg_isready and redis-cli ask their server's default port, inside its own container.
+      const db = new URL(config.DATABASE_URL!);
+      expect(db.hostname).toBe('postgres');
+      expect(Number(db.port || 5432)).toBe(5432);
+      expect(healthcheckText('postgres')).toMatch(/^CMD-SHELL pg_isready -U parley -d parley$/);
+      const redis = new URL(config.REDIS_URL!);
+      expect(redis.hostname).toBe('redis');
+      expect(Number(redis.port || 6379)).toBe(6379);
+      expect(healthcheckText('redis')).toBe('CMD redis-cli ping');
+      expect(healthcheckText('temporal')).toContain(`--address ${config.TEMPORAL_ADDRESS}`);
+    });
+
+    it('only the one-shot jobs, and no Parley service, go without a health check', () => {
+      for (const [name, svc] of Object.entries(compose.services)) {
+        const checked = svc.healthcheck?.disable !== true && healthcheckText(name) !== '';
+        const oneShot = dependentsWaitingFor(name, 'service_completed_successfully');
+        // A Parley service without its own test would inherit the image's api HEALTHCHECK.
+        if (svc.build !== undefined) expect(`${name}: ${checked || oneShot}`).toBe(`${name}: true`);
+        if (svc.healthcheck?.disable) expect(`${name} one-shot: ${oneShot}`).toBe(`${name} one-shot: true`);
+      }
+    });
+
+    it('services others wait on as healthy have a health check', () => {
+      for (const name of Object.keys(compose.services)) {
+        for (const [dep, condition] of Object.entries(dependsOn(name))) {
+          if (condition !== 'service_healthy') continue;
+          expect(`${name} → ${dep}: ${healthcheckText(dep) !== ''}`).toBe(`${name} → ${dep}: true`);
+        }
+      }
+    });
+  });
+
+  describe('redis', () => {
+    it('runs redis:7-alpine, and the api shares its rate limits there once it is healthy', () => {
+      expect(service('redis').image).toBe('redis:7-alpine');
+      const config = loadConfig(interpolatedEnvironment('api', { ...SAMPLE_ENV }));
+      const url = new URL(config.REDIS_URL!);
+      expect(url.protocol).toBe('redis:');
+      // The host is the compose service, on Redis's port.
+      expect(Object.keys(compose.services)).toContain(url.hostname);
+      expect(url.hostname).toBe('redis');
+      expect(Number(url.port || 6379)).toBe(6379);
+      expect(dependsOn('api')).toMatchObject({ redis: 'service_healthy' });
+    });
+  });
+
+  it('leaves METRICS_TOKEN and OTEL_EXPORTER_OTLP_ENDPOINT unset unless the operator sets them', () => {
+    for (const name of Object.keys(APP_SERVICES)) {
+      const unset = loadConfig(interpolatedEnvironment(name, { ...SAMPLE_ENV }));
+      expect(unset.METRICS_TOKEN).toBeUndefined();
+      expect(unset.OTEL_EXPORTER_OTLP_ENDPOINT).toBeUndefined();
+      const set = loadConfig(
+        interpolatedEnvironment(name, {
+          ...SAMPLE_ENV,
+          METRICS_TOKEN: 'scrape-token-0123456789',
+          OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector:4318',
+        }),
+      );
+      expect(set.METRICS_TOKEN).toBe('scrape-token-0123456789');
+      expect(set.OTEL_EXPORTER_OTLP_ENDPOINT).toBe('http://otel-collector:4318');
+    }
   });
 });
 

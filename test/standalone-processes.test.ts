@@ -55,18 +55,34 @@ it('npm run relay serves health on its own and exits 0 on SIGTERM', async () => 
   expect(await relay.exited).toBe(0);
 });
 
-it('npm run worker runs provisioning work on its own queue list and drains on SIGTERM', async () => {
+it('npm run worker runs provisioning work on its own queue list, is ready while polling and drains on SIGTERM', async () => {
+  const healthPort = await freePort();
   const worker = startProcess('workers/main.ts', {
     WORKER_TASK_QUEUES: 'billing',
     TEMPORAL_NAMESPACE: ISOLATED_NAMESPACE,
+    WORKER_METRICS_PORT: String(healthPort),
+    TEMPORAL_METRICS_PORT: '0',
   });
-  await waitUntil(
-    'the worker to start polling',
-    () => Promise.resolve(worker.output().includes('worker running')),
-    30_000,
-  ).catch((err: Error) => {
+  const ready = async () => {
+    const res = await fetch(`http://127.0.0.1:${healthPort}/health/ready`);
+    return { status: res.status, body: (await res.json()) as { status: string; workers: object } };
+  };
+  const fail = (err: Error) => {
     throw new Error(`${err.message}\n${worker.output()}`);
-  });
+  };
+  // The health server listens first; readiness is 503 until the Temporal Worker polls.
+  let first: Awaited<ReturnType<typeof ready>> | undefined;
+  await waitUntil(
+    'the worker health server to answer',
+    async () => (first = await ready().catch(() => undefined)) !== undefined,
+    30_000,
+    50,
+  ).catch(fail);
+  expect(first).toEqual({ status: 503, body: { status: 'starting', workers: {} } });
+  expect((await fetch(`http://127.0.0.1:${healthPort}/health/live`)).status).toBe(200);
+  await waitUntil('the worker to be ready', async () => (await ready()).status === 200, 30_000).catch(fail);
+  expect(await ready()).toEqual({ status: 200, body: { status: 'ok', workers: { billing: 'RUNNING' } } });
+  expect(worker.output()).toContain('worker running');
   // A tenant left in `provisioning` is activated by this process's real activity.
   const owner = await ownerClient();
   const tenantId = crypto.randomUUID();
@@ -102,8 +118,23 @@ it('npm run worker runs provisioning work on its own queue list and drains on SI
     await owner.query('delete from tenants where id = $1', [tenantId]);
     await owner.end();
   }
+  // Draining: readiness answers 503 (never 200 again) until the server closes just before exit.
   worker.child.kill('SIGTERM');
+  const afterSigterm: string[] = [];
+  let exited = false;
+  void worker.exited.then(() => (exited = true));
+  while (!exited) {
+    const answer = await ready().catch(() => undefined);
+    if (!answer) break;
+    afterSigterm.push(`${answer.status} ${answer.body.status}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
   expect(await worker.exited).toBe(0);
+  // A request racing the signal may still see 200; from the first 503 on, none does.
+  const drainingFrom = afterSigterm.indexOf('503 draining');
+  expect(drainingFrom).toBeGreaterThanOrEqual(0);
+  expect(afterSigterm.slice(0, drainingFrom).every((a) => a === '200 ok')).toBe(true);
+  expect(afterSigterm.slice(drainingFrom).every((a) => a === '503 draining')).toBe(true);
 });
 
 it('a process missing its database setting refuses to start, naming DATABASE_URL', () => {

@@ -8,6 +8,8 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { callWorkflowId } from '../contracts/call';
 import { DEMO_BOOKING_AGENT } from '../db/seed/demo-agents';
 import { freePort, waitUntil } from '../lib/net';
 import { namespaceForJestWorker } from './harness/state';
@@ -135,9 +137,11 @@ describe('with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
   let token: string;
   let tenantId: string;
 
+  let worker: Proc;
+
   beforeAll(async () => {
     const env = { OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint };
-    await startWorker(env);
+    worker = await startWorker(env);
     base = await startApi(env);
   });
 
@@ -270,5 +274,57 @@ describe('with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
     const stream = '/v1/conversations/:callId/messages/stream';
     expectTurnTrace(await turnTrace(stream), stream, 'parley-api');
     expect(collector.requests.refused).toBe(0);
+  });
+
+  it("a worker's log line about an activity names the tenant, the agent, the workflow and the trace", async () => {
+    // A call whose agent does not exist: its first activity fails (non-retryable) and the SDK logs it.
+    const callId = crypto.randomUUID();
+    const agentId = crypto.randomUUID();
+    const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
+    try {
+      const handle = await new Client({ connection, namespace: NAMESPACE }).workflow.start('callWorkflow', {
+        taskQueue: 'calls',
+        workflowId: callWorkflowId(callId),
+        args: [{ callId, tenantId, agentId, agentVersionId: null, direction: 'inbound', channel: 'text' }],
+      });
+      await handle.result().catch(() => undefined);
+    } finally {
+      await connection.close();
+    }
+    const line = await waitUntil(
+      'the worker to log the failed activity',
+      () =>
+        Promise.resolve(
+          worker
+            .output()
+            .split('\n')
+            .some((l) => l.includes('"Activity failed"') && l.includes(agentId)),
+        ),
+      30_000,
+    ).then(() =>
+      worker
+        .output()
+        .split('\n')
+        .map((l) => JSON.parse(l.startsWith('{') ? l : '{}') as Record<string, unknown>)
+        .find((l) => l.msg === 'Activity failed' && l.agentId === agentId),
+    );
+    // Top-level fields, as a log search filters on them.
+    expect(line).toMatchObject({
+      level: 40,
+      service: 'worker',
+      tenantId,
+      agentId,
+      workflowId: callWorkflowId(callId),
+      workflowType: 'callWorkflow',
+      activityType: 'loadAgentDefinition',
+      taskQueue: 'calls',
+      attempt: 1,
+      err: expect.objectContaining({ message: `Agent ${agentId} does not exist` }),
+    });
+    // With tracing on, the line also carries its trace, which is the workflow's.
+    expect(line!.traceId).toMatch(/^[0-9a-f]{32}$/);
+    await collector.waitFor('the failed activity’s span in the same trace', (spans) =>
+      spans.find((s) => s.traceId === line!.traceId && s.name === 'RunActivity:loadAgentDefinition'),
+    );
   });
 });

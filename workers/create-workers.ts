@@ -5,7 +5,8 @@
 import { bundleWorkflowCode, type NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { TASK_QUEUES } from '../temporal-config/task-queues';
-import { activeTracing, tracingWorkerOptions, WORKFLOW_TRACING_INTERCEPTORS } from '../lib/tracing';
+import { activeTracing, WORKFLOW_TRACING_INTERCEPTORS } from '../lib/tracing';
+import { workerInstrumentation } from '../lib/worker-instrumentation';
 import type { Logger } from '../lib/logger';
 import { CampaignDialers } from './campaign-dialers';
 
@@ -61,7 +62,7 @@ export interface ProcessWorker {
  * `dialer.<campaignId>` queue (workers/campaign-dialers.ts).
  */
 export async function createWorkers(options: CreateWorkersOptions): Promise<ProcessWorker[]> {
-  const tracing = tracingWorkerOptions();
+  const instrumentation = workerInstrumentation();
   const bundle = await workflowBundle(activeTracing() !== null);
   const activities = createActivities(options.activityDeps);
   const workers: ProcessWorker[] = await Promise.all(
@@ -72,7 +73,7 @@ export async function createWorkers(options: CreateWorkersOptions): Promise<Proc
         taskQueue,
         workflowBundle: bundle,
         activities,
-        ...tracing,
+        ...instrumentation,
       }),
     ),
   );

@@ -6,6 +6,7 @@ import { createAppOrm } from '../db/orm';
 import { createLogger } from '../lib/logger';
 import { onShutdown } from '../lib/shutdown';
 import { startTracing } from '../lib/tracing';
+import { sdkLogFields } from '../lib/worker-instrumentation';
 import { connectWorker } from '../temporal-config/connection';
 import { createWorkers } from './create-workers';
 import { startWorkerMetricsServer } from './metrics-server';
@@ -18,7 +19,7 @@ async function main() {
   const sdkLevel: LogLevel = config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN';
   const sdkLogger = new DefaultLogger(sdkLevel, (entry) => {
     const level = entry.level === 'ERROR' ? 'error' : entry.level === 'WARN' ? 'warn' : 'debug';
-    logger[level]({ sdk: entry.meta }, entry.message);
+    logger[level](sdkLogFields(entry.meta), entry.message);
   });
   // Runtime.install: once per process, before any connection or Worker. The SDK's own metrics
   // (temporal_*) get Core's Prometheus exporter on TEMPORAL_METRICS_PORT; it throws when the port is
@@ -52,6 +53,13 @@ async function main() {
     logger,
   });
   const running = workers.map((worker) => worker.run());
+  // /health/ready follows them: one Worker per queue, in order; then, serving `dialer`, the
+  // campaign dialers (workers/create-workers.ts).
+  metricsServer?.setWorkers(
+    Object.fromEntries(
+      workers.map((worker, i) => [config.WORKER_TASK_QUEUES[i] ?? 'dialer.<campaignId>', worker]),
+    ),
+  );
   logger.info(
     {
       taskQueues: config.WORKER_TASK_QUEUES,
