@@ -1,6 +1,6 @@
 /** The api process (`npm run api`): REST, webhooks, docs, dashboard, and `speak` for streamed text replies. */
 import os from 'node:os';
-import { Worker } from '@temporalio/worker';
+import { Runtime, Worker } from '@temporalio/worker';
 import { createApiSpeakActivities, llmClientsFromConfig } from '../activities';
 import { loadConfigOrExit } from '../config';
 import { createAppOrm } from '../db/orm';
@@ -18,6 +18,9 @@ async function main() {
   const logger = createLogger(config, 'api');
   // Before the Temporal client exists: it picks up the tracing interceptors at creation.
   const tracing = startTracing(config, 'api');
+  // The SDK would shut the `speak` worker down on SIGTERM by itself, cancelling the streamed replies
+  // in flight; the shutdown below stops it only once the server has finished its open requests.
+  Runtime.install({ shutdownSignals: [] });
   const orm = await createAppOrm(config);
   const temporal = await connectClient(config);
 

@@ -131,6 +131,11 @@ export const configSchema = z
     OTEL_EXPORTER_OTLP_ENDPOINT: httpUrl.optional(),
     /** `service.name` of this process's spans; default parley-api, parley-worker, parley-relay. */
     OTEL_SERVICE_NAME: optionalString,
+    /**
+     * On SIGTERM, how long a worker lets its running activities finish before cancelling them (an
+     * LLM reply, a CRM write). Under the process's 30 s shutdown bound.
+     */
+    WORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).max(25).default(20),
     WORKER_TASK_QUEUES: z
       .string()
       .default('calls,campaigns,dialer,integrations,billing')

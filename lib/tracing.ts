@@ -31,9 +31,11 @@ import type { WorkflowInfo } from '@temporalio/workflow';
 import type { NextFunction, Request, Response } from 'express';
 import type { Config } from '../config';
 
-/** Bundled into the workflow code when tracing is on (workers/create-workers.ts). */
-export const WORKFLOW_TRACING_INTERCEPTORS =
-  require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors');
+/**
+ * Bundled into the workflow code when tracing is on (workers/create-workers.ts): the interceptors'
+ * workflow side, with ids that leave the workflow's random sequence alone.
+ */
+export const WORKFLOW_TRACING_INTERCEPTORS = require.resolve('../workflows/tracing-interceptors');
 
 export interface Tracing {
   readonly serviceName: string;

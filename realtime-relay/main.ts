@@ -1,5 +1,6 @@
 /** The relay process (`npm run relay`): holds live audio sockets; speaks on queue relay.<instanceId>. */
 import os from 'node:os';
+import { Runtime } from '@temporalio/worker';
 import OpenAI from 'openai';
 import { llmClientsFromConfig } from '../activities';
 import { loadConfigOrExit } from '../config';
@@ -14,6 +15,10 @@ async function main() {
   const logger = createLogger(config, 'relay');
   const tracing = startTracing(config, 'relay');
   const instanceId = config.RELAY_INSTANCE_ID ?? `${os.hostname()}-${process.pid}`;
+  // Before any connection: by default the SDK shuts every Worker down on SIGTERM itself, which
+  // cancels holdMedia/speak and stops polling `speak` at once, hanging up every live call. The drain
+  // below (relay.stop) stops the worker only once the calls are over or the bound has passed.
+  Runtime.install({ shutdownSignals: [] });
   const temporal = await connectClient(config);
   const workerConnection = await connectWorker(config);
   const relay = await createRelay({

@@ -4,7 +4,7 @@
  * `holdMedia` and `releaseMedia` for the calls this process holds. `main.ts` runs it as a process;
  * tests run it in-process against the same Temporal server.
  */
-import { tracingWorkerOptions } from '../lib/tracing';
+import { workerInstrumentation } from '../lib/worker-instrumentation';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Client } from '@temporalio/client';
 import { Worker, type NativeConnection } from '@temporalio/worker';
@@ -103,7 +103,7 @@ export async function createRelay(options: RelayOptions) {
     // Every live call holds one activity (holdMedia) and sometimes a second (speak).
     maxConcurrentActivityTaskExecutions: 2_000,
     maxCachedWorkflows: 0,
-    ...tracingWorkerOptions(),
+    ...workerInstrumentation(),
   });
   let running: Promise<void> | undefined;
 
@@ -124,7 +124,11 @@ export async function createRelay(options: RelayOptions) {
     },
     /** Stops taking streams, lets live calls finish (bounded), then stops the worker. */
     async stop(boundMs: number): Promise<void> {
-      await edge.drain(boundMs);
+      // Calls still live at the bound end as cut by the shutdown (holdMedia fails them), before
+      // their sockets close: a close seen first would pass for the caller hanging up.
+      await edge.drain(boundMs, () => {
+        for (const session of sessions.live()) session.end('relay_shutdown');
+      });
       for (const session of sessions.live()) {
         session.transport.close(CLOSE_CODES.goingAway, 'relay shutting down');
         session.end('relay_shutdown');

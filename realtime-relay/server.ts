@@ -120,11 +120,15 @@ export function createRelayServer(options: RelayServerOptions) {
   return {
     server,
     wss,
-    /** Stops taking new streams; live ones continue until they end or the bound passes. */
-    async drain(boundMs: number): Promise<void> {
+    /**
+     * Stops taking new streams; live ones continue until they end or the bound passes. At the
+     * bound, `atBound` runs before the remaining sockets are closed (1001).
+     */
+    async drain(boundMs: number, atBound?: () => void): Promise<void> {
       accepting = false;
       const deadline = Date.now() + boundMs;
       while (wss.clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      if (wss.clients.size > 0) atBound?.();
       for (const ws of wss.clients) ws.close(1001, 'relay shutting down');
       clearInterval(heartbeat);
       await new Promise<void>((resolve) => server.close(() => resolve()));

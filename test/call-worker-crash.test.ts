@@ -26,6 +26,7 @@ import { withTenant } from '../db/tenant-context';
 import { sleep } from '../lib/net';
 import { workflowBundle } from '../workers/create-workers';
 import { ISOLATED_NAMESPACE } from './harness/state';
+import { Timeline, withDiagnostics as withCrashDiagnostics } from './support/diagnostics';
 import { ownerClient, signUpTenant, startStack, type SignedUp, type TestStack } from './support/stack';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -45,9 +46,8 @@ interface WorkerProcess {
 
 const workers: WorkerProcess[] = [];
 /** What happened when, for failure messages. */
-const timeline: string[] = [];
-const t0 = Date.now();
-const mark = (what: string) => timeline.push(`+${((Date.now() - t0) / 1000).toFixed(2)}s ${what}`);
+const timeline = new Timeline();
+const mark = (what: string) => timeline.mark(what);
 
 function spawnWorker(name: string): WorkerProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
@@ -98,53 +98,13 @@ const identityOf = (worker: WorkerProcess) => new RegExp(`^${worker.child.pid}@`
 /** The conversation under test, whose history goes with a failure. */
 let conversationHandle: WorkflowHandle | undefined;
 
-/** One line per history event: what, which activity and attempt, which worker, which update. */
-async function historyLines(handle: WorkflowHandle): Promise<string> {
-  const { EventType } = temporal.api.enums.v1;
-  const activityNames = new Map<string, string>();
-  const events = (await handle.fetchHistory()).events ?? [];
-  return events
-    .map((e) => {
-      const scheduled = e.activityTaskScheduledEventAttributes;
-      if (scheduled) activityNames.set(String(e.eventId), scheduled.activityType?.name ?? '');
-      const ref =
-        e.activityTaskStartedEventAttributes?.scheduledEventId ??
-        e.activityTaskCompletedEventAttributes?.scheduledEventId ??
-        e.activityTaskTimedOutEventAttributes?.scheduledEventId;
-      return [
-        e.eventId,
-        new Date(Number(e.eventTime?.seconds ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6).toISOString(),
-        EventType[e.eventType ?? 0]?.replace('EVENT_TYPE_', ''),
-        scheduled?.activityType?.name ?? (ref != null ? activityNames.get(String(ref)) : ''),
-        e.activityTaskStartedEventAttributes ? `attempt ${e.activityTaskStartedEventAttributes.attempt}` : '',
-        e.workflowTaskCompletedEventAttributes?.identity ?? '',
-        e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.meta?.updateId ??
-          e.workflowExecutionUpdateCompletedEventAttributes?.meta?.updateId ??
-          '',
-      ]
-        .filter(Boolean)
-        .join(' ');
-    })
-    .join('\n');
-}
-
 /** Every worker's output, the timeline and the conversation's history, appended to a failure. */
-async function withDiagnostics(test: () => Promise<void>): Promise<void> {
-  try {
-    await test();
-  } catch (err) {
-    const logs = workers.map((w) => `--- ${w.name} (pid ${w.child.pid}) ---\n${w.output()}`).join('\n');
-    const history = conversationHandle
-      ? await historyLines(conversationHandle).catch((e: unknown) => `(no history: ${String(e)})`)
-      : '(no conversation)';
-    const detail = `\n\n--- timeline ---\n${timeline.join('\n')}\n${logs}\n--- history ---\n${history}`;
-    if (err instanceof Error) {
-      err.message += detail;
-      throw err;
-    }
-    throw new Error(`${String(err)}${detail}`);
-  }
-}
+const withDiagnostics = (test: () => Promise<void>) =>
+  withCrashDiagnostics(test, {
+    timeline,
+    output: () => workers.map((w) => `--- ${w.name} (pid ${w.child.pid}) ---\n${w.output()}`).join('\n'),
+    workflow: () => conversationHandle,
+  });
 
 /** Polls `probe` until it returns a value; each new `state` it reports goes on the timeline. */
 async function pollUntil<T>(

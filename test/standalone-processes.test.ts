@@ -2,26 +2,16 @@
  * Each process runs alone, as in production (`npm run api|worker|relay`), against the harness's
  * PostgreSQL and Temporal; each stops cleanly on SIGTERM; a missing setting stops it naming the variable.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { freePort, waitUntil } from '../lib/net';
 import { ISOLATED_NAMESPACE } from './harness/state';
+import { startParleyProcess } from './support/process';
 import { ownerClient } from './support/stack';
 
 const ROOT = path.resolve(__dirname, '..');
 
-function startProcess(script: string, env: NodeJS.ProcessEnv) {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
-    cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, exited, output: () => output };
-}
+const startProcess = startParleyProcess;
 
 it('npm run api serves ready on its own and exits 0 on SIGTERM', async () => {
   const port = await freePort();

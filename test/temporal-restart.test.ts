@@ -29,6 +29,7 @@ import { freePort, sleep, waitUntil } from '../lib/net';
 import { locateTemporalCli } from '../temporal-config/cli';
 import { startDevServer, type DevServer } from '../temporal-config/dev-server';
 import { workflowBundle } from '../workers/create-workers';
+import { Timeline, withDiagnostics as withRestartDiagnostics } from './support/diagnostics';
 import { ownerClient, signUpTenant, startStack, type SignedUp, type TestStack } from './support/stack';
 import { startWorkerProcess, stopWorkerProcess, type WorkerProcess } from './support/worker-process';
 
@@ -38,7 +39,7 @@ import { startWorkerProcess, stopWorkerProcess, type WorkerProcess } from './sup
 jest.setTimeout(120_000);
 
 const NAMESPACE = 'parley-restart';
-const { EventType, PendingActivityState } = temporal.api.enums.v1;
+const { PendingActivityState } = temporal.api.enums.v1;
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
 let dir: string;
@@ -56,9 +57,8 @@ let conversation: WorkflowHandle | undefined;
 /** A row lock a case holds on its call; released in afterAll if the case failed holding it. */
 let locker: PgClient | undefined;
 
-const timeline: string[] = [];
-const t0 = Date.now();
-const mark = (what: string) => timeline.push(`+${((Date.now() - t0) / 1000).toFixed(2)}s ${what}`);
+const timeline = new Timeline();
+const mark = (what: string) => timeline.mark(what);
 
 /** The dev server on the same port and SQLite file every time: a restart, not a new server. */
 async function startTemporal(): Promise<DevServer> {
@@ -165,48 +165,13 @@ async function workerNoticedOutage(): Promise<void> {
   mark('worker retrying its polls');
 }
 
-/** One line per history event: what, which activity and attempt, which update. */
-async function historyLines(handle: WorkflowHandle): Promise<string> {
-  const names = new Map<string, string>();
-  return ((await handle.fetchHistory()).events ?? [])
-    .map((e) => {
-      const scheduled = e.activityTaskScheduledEventAttributes;
-      if (scheduled) names.set(String(e.eventId), scheduled.activityType?.name ?? '');
-      const ref =
-        e.activityTaskStartedEventAttributes?.scheduledEventId ??
-        e.activityTaskCompletedEventAttributes?.scheduledEventId ??
-        e.activityTaskTimedOutEventAttributes?.scheduledEventId;
-      return [
-        String(e.eventId),
-        EventType[e.eventType ?? 0]?.replace('EVENT_TYPE_', ''),
-        scheduled?.activityType?.name ?? (ref != null ? names.get(String(ref)) : ''),
-        e.activityTaskStartedEventAttributes ? `attempt ${e.activityTaskStartedEventAttributes.attempt}` : '',
-        e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.meta?.updateId ?? '',
-      ]
-        .filter(Boolean)
-        .join(' ');
-    })
-    .join('\n');
-}
-
 /** The worker's output, the timeline and the conversation's history, appended to a failure. */
-async function withDiagnostics(test: () => Promise<void>): Promise<void> {
-  try {
-    await test();
-  } catch (err) {
-    const history = conversation
-      ? await historyLines(conversation).catch((e: unknown) => `(no history: ${String(e)})`)
-      : '(no conversation)';
-    const detail =
-      `\n\n--- timeline ---\n${timeline.join('\n')}\n--- worker (pid ${worker?.child.pid}) ---\n` +
-      `${worker?.output().slice(-6000) ?? ''}\n--- history ---\n${history}`;
-    if (err instanceof Error) {
-      err.message += detail;
-      throw err;
-    }
-    throw new Error(`${String(err)}${detail}`);
-  }
-}
+const withDiagnostics = (test: () => Promise<void>) =>
+  withRestartDiagnostics(test, {
+    timeline,
+    output: () => `--- worker (pid ${worker?.child.pid}) ---\n${worker?.output().slice(-6000) ?? ''}`,
+    workflow: () => conversation,
+  });
 
 /** Every accepted `userTurn` update's id, in order. */
 function acceptedTurns(events: HistoryEvent[]): string[] {

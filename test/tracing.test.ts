@@ -6,63 +6,37 @@
  * worker) → each activity the workflow schedules, run in the worker or in the api's own `speak`
  * worker.
  */
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { callWorkflowId } from '../contracts/call';
 import { DEMO_BOOKING_AGENT } from '../db/seed/demo-agents';
 import { freePort, waitUntil } from '../lib/net';
 import { namespaceForJestWorker } from './harness/state';
 import { startOtlpCollector, type CollectedSpan, type OtlpCollector } from './peers/otlp-collector';
+import { startParleyProcess, type ParleyProcess } from './support/process';
 import { uniqueEmail } from './support/stack';
 
 jest.setTimeout(120_000);
 
-const ROOT = path.resolve(__dirname, '..');
 const NAMESPACE = namespaceForJestWorker();
 const SERVER = 2;
 
-interface Proc {
-  name: string;
-  exited: Promise<number | null>;
-  kill(): Promise<void>;
-  output(): string;
-}
+type Proc = ParleyProcess;
 const procs: Proc[] = [];
 
-function startProcess(name: string, script: string, env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      LOG_LEVEL: 'info',
-      TEMPORAL_NAMESPACE: NAMESPACE,
-      WORKER_METRICS_PORT: '0',
-      TEMPORAL_METRICS_PORT: '0',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+function startProcess(script: string, env: Record<string, string>): Proc {
+  const proc = startParleyProcess(script, {
+    TEMPORAL_NAMESPACE: NAMESPACE,
+    WORKER_METRICS_PORT: '0',
+    TEMPORAL_METRICS_PORT: '0',
+    ...env,
   });
-  let output = '';
-  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const proc: Proc = {
-    name,
-    exited,
-    output: () => output,
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      await exited;
-    },
-  };
   procs.push(proc);
   return proc;
 }
 
 async function startApi(env: Record<string, string>): Promise<string> {
   const port = await freePort();
-  const api = startProcess('api', 'api/main.ts', { API_PORT: String(port), API_HOST: '127.0.0.1', ...env });
+  const api = startProcess('api/main.ts', { API_PORT: String(port), API_HOST: '127.0.0.1', ...env });
   const base = `http://127.0.0.1:${port}`;
   await waitUntil(
     'the api to be ready',
@@ -78,7 +52,7 @@ async function startApi(env: Record<string, string>): Promise<string> {
 }
 
 async function startWorker(env: Record<string, string>): Promise<Proc> {
-  const worker = startProcess('worker', 'workers/main.ts', {
+  const worker = startProcess('workers/main.ts', {
     WORKER_TASK_QUEUES: 'calls,integrations,billing',
     ...env,
   });
@@ -128,7 +102,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const proc of procs.reverse()) await proc.kill();
+  for (const proc of procs.reverse()) await proc.stop();
   await collector?.close();
 });
 

@@ -48,6 +48,11 @@ export interface CreateWorkersOptions {
   taskQueues: readonly string[];
   activityDeps: ActivityDeps;
   logger: Logger;
+  /**
+   * After shutdown() (SIGTERM), how long running activities may finish before they are cancelled.
+   * The SDK's default is 0: every activity in flight is cancelled at once and retried elsewhere.
+   */
+  shutdownGraceMs?: number;
 }
 
 /** What a process runs until shutdown: a Temporal worker, or the set of campaign dialer workers. */
@@ -73,6 +78,7 @@ export async function createWorkers(options: CreateWorkersOptions): Promise<Proc
         taskQueue,
         workflowBundle: bundle,
         activities,
+        shutdownGraceTime: options.shutdownGraceMs ?? 0,
         ...instrumentation,
       }),
     ),

@@ -51,6 +51,7 @@ async function main() {
     taskQueues: config.WORKER_TASK_QUEUES,
     activityDeps: activityDepsFromConfig(config, orm),
     logger,
+    shutdownGraceMs: config.WORKER_SHUTDOWN_GRACE_SECONDS * 1000,
   });
   const running = workers.map((worker) => worker.run());
   // /health/ready follows them: one Worker per queue, in order; then, serving `dialer`, the

@@ -166,6 +166,19 @@ function isMediaFailure(err: unknown): boolean {
   );
 }
 
+/**
+ * What the relay held of a stream it lost (a relay that shut down with the call live sends its
+ * HoldMediaResult, recording included, in the failure's details): the call keeps its recording.
+ */
+function lostStreamResult(err: unknown): HoldMediaResult | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (!(cause instanceof ApplicationFailure) || cause.type !== MEDIA_STREAM_GONE) return undefined;
+  const [result] = cause.details ?? [];
+  return typeof result === 'object' && result !== null && 'endedBy' in result
+    ? (result as HoldMediaResult)
+    : undefined;
+}
+
 /** Why the relay stopped answering for a call, in words for the call record. */
 function mediaFailureReason(err: unknown): string {
   const cause = err instanceof ActivityFailure ? err.cause : err;
@@ -740,6 +753,7 @@ export async function callWorkflow(input: CallWorkflowInput): Promise<CallWorkfl
       if (!ended) hangupRequested ??= `media stream ended (${result.endedBy})`;
     } catch (err) {
       if (attachment !== mediaAttachments) return;
+      mediaResult = lostStreamResult(err);
       if (!ended) mediaFailure ??= mediaFailureReason(err);
     } finally {
       if (attachment === mediaAttachments) mediaHeld = false;

@@ -3,7 +3,7 @@
  * auth with OpenAI's error shape; chat completions as SSE chunks with content and tool-call deltas
  * split into pieces, a usage chunk, `data: [DONE]`, and plain JSON when `stream` is false; audio
  * transcriptions (multipart upload → `{"text"}`) and speech (JSON → raw 24 kHz PCM16LE), both
- * answered at once. Tests script its replies one request at a time and read back what it received.
+ * answered at once. A scripted reply may be held until the test releases it. Tests script its replies one request at a time and read back what it received.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,6 +25,8 @@ export interface PeerReply {
   interleaveToolCalls?: boolean;
   /** Wait before answering (headers included). */
   delayMs?: number;
+  /** Answer only once this settles (after `delayMs`): a test holds the request in flight, then releases it. */
+  hold?: Promise<unknown>;
   /** Wait between streamed chunks. */
   chunkDelayMs?: number;
   /** Cut the connection after this many streamed chunks (a provider dropping mid-stream). */
@@ -283,6 +285,7 @@ export async function startOpenAiPeer(options: { apiKey: string }): Promise<Open
       sendError(res, entry.status, entry.message);
       return;
     }
+    if (entry.hold) await entry.hold.catch(() => undefined);
 
     const id = `chatcmpl-peer${served}`;
     const created = Math.floor(Date.now() / 1000);
