@@ -43,6 +43,23 @@ function startProcess(script: string, env: NodeJS.ProcessEnv): Proc {
   return proc;
 }
 
+/** SIGTERM to an api process; resolves once it says it is shutting down and refuses new connections. */
+async function sigtermUntilRefusing(api: Proc, port: number): Promise<void> {
+  api.child.kill('SIGTERM');
+  await waitUntil(
+    'the api to log its shutdown',
+    () => Promise.resolve(api.output().includes('shutting down')),
+    30_000,
+    20,
+  );
+  await waitUntil(
+    'a new connection to be refused',
+    async () => (await connectOutcome(port)) === 'ECONNREFUSED',
+    10_000,
+    50,
+  );
+}
+
 const running = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
 
 /** Appends a process's logs to a failing test's error. */
@@ -254,20 +271,8 @@ describe('api', () => {
           req.write(body.slice(0, half), (err) => (err ? reject(err) : resolve())),
         );
 
-        api.child.kill('SIGTERM');
-        await waitUntil(
-          'the api to log its shutdown',
-          () => Promise.resolve(api.output().includes('shutting down')),
-          30_000,
-          20,
-        );
         // It stops listening at once: a new connection is refused...
-        await waitUntil(
-          'a new connection to be refused',
-          async () => (await connectOutcome(port)) === 'ECONNREFUSED',
-          10_000,
-          50,
-        );
+        await sigtermUntilRefusing(api, port);
         // ...while it is still up, waiting for the request it already has.
         await sleep(500);
         expect(running(api.child)).toBe(true);
@@ -346,19 +351,7 @@ describe('api', () => {
             20,
           );
 
-          api.child.kill('SIGTERM');
-          await waitUntil(
-            'the api to log its shutdown',
-            () => Promise.resolve(api.output().includes('shutting down')),
-            30_000,
-            20,
-          );
-          await waitUntil(
-            'a new connection to be refused',
-            async () => (await connectOutcome(port)) === 'ECONNREFUSED',
-            10_000,
-            50,
-          );
+          await sigtermUntilRefusing(api, port);
           await sleep(1_500);
           expect(running(api.child)).toBe(true);
           release();
