@@ -13,7 +13,7 @@
 import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { Client as PgClient } from 'pg';
 import request from 'supertest';
@@ -43,15 +43,29 @@ function startProcess(script: string, env: NodeJS.ProcessEnv): Proc {
   return proc;
 }
 
-/** SIGTERM to an api process; resolves once it says it is shutting down and refuses new connections. */
-async function sigtermUntilRefusing(api: Proc, port: number): Promise<void> {
-  api.child.kill('SIGTERM');
+/** SIGTERM; resolves once the process has logged that it is shutting down (lib/shutdown.ts). */
+async function sigterm(proc: Pick<Proc, 'child' | 'output'>): Promise<void> {
+  proc.child.kill('SIGTERM');
   await waitUntil(
-    'the api to log its shutdown',
-    () => Promise.resolve(api.output().includes('shutting down')),
+    'the process to log its shutdown',
+    () => Promise.resolve(proc.output().includes('shutting down')),
     30_000,
     20,
   );
+}
+
+/** Whether the workflow has an activity of this type running (started, not yet finished). */
+async function activityRunning(handle: WorkflowHandle, activityType: string): Promise<boolean> {
+  return ((await handle.describe()).raw.pendingActivities ?? []).some(
+    (a) =>
+      a.activityType?.name === activityType &&
+      a.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
+  );
+}
+
+/** SIGTERM to an api process; resolves once it is shutting down and refuses new connections. */
+async function sigtermUntilRefusing(api: Proc, port: number): Promise<void> {
+  await sigterm(api);
   await waitUntil(
     'a new connection to be refused',
     async () => (await connectOutcome(port)) === 'ECONNREFUSED',
@@ -520,13 +534,7 @@ describe('relay', () => {
         await call.waitForAgentTurn({ timeoutMs: 30_000 }); // greeting, "Can you hear me?"
 
         const sigtermAt = Date.now();
-        relay.child.kill('SIGTERM');
-        await waitUntil(
-          'the relay to log its shutdown',
-          () => Promise.resolve(relay.output().includes('shutting down')),
-          30_000,
-          20,
-        );
+        await sigterm(relay);
         const ready = await fetch(`http://127.0.0.1:${relay.port}/health/ready`);
         expect(ready.status).toBe(503);
         expect(await ready.json()).toMatchObject({ status: 'draining' });
@@ -637,23 +645,12 @@ describe('worker', () => {
         const held = await start(heldTenant);
         await waitUntil(
           'activateTenant to be running in the worker',
-          async () =>
-            ((await held.describe()).raw.pendingActivities ?? []).some(
-              (a) =>
-                a.activityType?.name === 'activateTenant' &&
-                a.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
-            ),
+          () => activityRunning(held, 'activateTenant'),
           30_000,
           50,
         );
 
-        first.child.kill('SIGTERM');
-        await waitUntil(
-          'the worker to log its shutdown',
-          () => Promise.resolve(first.output().includes('shutting down')),
-          30_000,
-          20,
-        );
+        await sigterm(first);
         // Work that arrives now is not this worker's any more.
         const later = await start(laterTenant);
         await sleep(1_000);
@@ -756,24 +753,12 @@ describe('worker', () => {
             .then((res) => res);
           await waitUntil(
             'analyzeCall to be running in the worker, its LLM request at the peer',
-            async () =>
-              peer.requests.length > asked &&
-              ((await handle.describe()).raw.pendingActivities ?? []).some(
-                (a) =>
-                  a.activityType?.name === 'analyzeCall' &&
-                  a.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
-              ),
+            async () => peer.requests.length > asked && (await activityRunning(handle, 'analyzeCall')),
             30_000,
             50,
           );
 
-          worker.child.kill('SIGTERM');
-          await waitUntil(
-            'the worker to log its shutdown',
-            () => Promise.resolve(worker.output().includes('shutting down')),
-            30_000,
-            20,
-          );
+          await sigterm(worker);
           await sleep(1_500);
           expect(running(worker.child)).toBe(true);
           release();
