@@ -50,8 +50,6 @@ export function createApp(deps: ApiDeps): Express {
 
   app.use((req, res, next) => {
     const started = performance.now();
-    let tenantId: string | undefined;
-    res.locals[REQUEST_TENANT] = (id: string) => (tenantId = id);
     res.on('finish', () => {
       deps.logger.debug(
         {
@@ -60,7 +58,7 @@ export function createApp(deps: ApiDeps): Express {
           route: routeOf(req),
           status: res.statusCode,
           ms: Math.round(performance.now() - started),
-          tenantId,
+          tenantId: res.locals[REQUEST_TENANT] as string | undefined,
         },
         'request',
       );
@@ -69,7 +67,7 @@ export function createApp(deps: ApiDeps): Express {
   });
   // The request's log line and trace span name the tenant once its caller is known.
   onAuthenticated(app, (auth, _req, res) => {
-    (res.locals[REQUEST_TENANT] as ((id: string) => void) | undefined)?.(auth.tenantId);
+    res.locals[REQUEST_TENANT] = auth.tenantId;
     tagRequestSpan({ 'parley.tenant.id': auth.tenantId });
     return Promise.resolve();
   });

@@ -118,6 +118,15 @@ describe('log redaction', () => {
     expect(lines.filter((l) => /"msg":"request"/.test(l)).length).toBeGreaterThanOrEqual(5);
     expect(output).toContain('/v1/auth/login');
     expectNoSecret(output, [PASSWORD, WRONG_PASSWORD, tenant.token, signedIn.body.token, key.body.key]);
+    // An authenticated request's line names its route pattern and its tenant; a public one, no tenant.
+    const requestLines = lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === 'request');
+    expect(requestLines.filter((l) => l.route === '/v1/users')).toEqual([
+      expect.objectContaining({ method: 'GET', status: 200, tenantId: tenant.tenantId }),
+      expect.objectContaining({ method: 'GET', status: 200, tenantId: tenant.tenantId }),
+    ]);
+    expect(requestLines.find((l) => l.route === '/v1/auth/login')).not.toHaveProperty('tenantId');
   });
 
   it('keeps a CRM access token out of the logs when HubSpot refuses it or cannot be reached', async () => {
