@@ -2,8 +2,7 @@
  * Calls: a filterable, cursor-paginated list, one call's detail with its transcript, per-turn
  * timings, analysis, and a link to its run in the Temporal Web UI, and its recording.
  */
-import { realpath } from 'node:fs/promises';
-import path from 'node:path';
+import { recordingFile } from '../services/recordings';
 import type { Response } from 'express';
 import { z } from 'zod';
 import { Call, CallTurn, CrmSyncRecord } from '../../db/entities';
@@ -58,20 +57,6 @@ function toSummary(c: Call): z.infer<typeof callSummary> {
       : null,
     createdAt: c.createdAt.toISOString(),
   };
-}
-
-/**
- * The recording's real path, or undefined when it is missing or would lie outside the recordings
- * folder (`..` in the stored path, or a symbolic link pointing out).
- */
-async function recordingFile(recordingsDir: string, stored: string): Promise<string | undefined> {
-  try {
-    const root = await realpath(recordingsDir);
-    const file = await realpath(path.resolve(root, stored));
-    return file.startsWith(root + path.sep) ? file : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Sends the file (with Range support, so a player can seek); false when it vanished meanwhile. */

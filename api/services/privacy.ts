@@ -14,8 +14,8 @@
  * Idempotency: the contact row is gone after an erase, so a second erase (or export) of the same
  * id answers 404 CONTACT_NOT_FOUND and changes nothing.
  */
-import { realpath, rm } from 'node:fs/promises';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
+import { recordingFile } from './recordings';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import {
   Call,
@@ -48,20 +48,6 @@ async function contactCalls(em: EntityManager, contact: Contact): Promise<Call[]
     },
     { orderBy: { createdAt: 'asc', id: 'asc' } },
   );
-}
-
-/**
- * The recording's real path inside the recordings folder, or undefined when it is missing or would
- * lie outside it (`..` in the stored path, or a symbolic link pointing out).
- */
-async function recordingFile(recordingsDir: string, stored: string): Promise<string | undefined> {
-  try {
-    const root = await realpath(recordingsDir);
-    const file = await realpath(path.resolve(root, stored));
-    return file.startsWith(root + path.sep) ? file : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 export interface ExportCounts {
