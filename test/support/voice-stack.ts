@@ -146,15 +146,22 @@ export async function startVoiceStack<P extends TwilioPeer = LinkedTwilioPeer>(
       return created.body.id as string;
     },
     async registerNumber(agentId) {
-      numberCounter += 1;
-      const suffix = String((process.pid * 37 + Date.now() + numberCounter * 7919) % 10_000).padStart(4, '0');
-      const number = `+1415555${suffix}`;
-      const res = await request(stack.app)
-        .post('/v1/phone-numbers')
-        .set(bearer(tenant.token))
-        .send({ number, agentId, label: 'test line' });
-      if (res.status !== 201) throw new Error(`number: ${res.status} ${JSON.stringify(res.body)}`);
-      return res.body.number as string;
+      // Test files share one database and 10,000 suffixes: a number another file holds is skipped.
+      for (let attempt = 1; ; attempt += 1) {
+        numberCounter += 1;
+        const suffix = String((process.pid * 37 + Date.now() + numberCounter * 7919) % 10_000).padStart(
+          4,
+          '0',
+        );
+        const number = `+1415555${suffix}`;
+        const res = await request(stack.app)
+          .post('/v1/phone-numbers')
+          .set(bearer(tenant.token))
+          .send({ number, agentId, label: 'test line' });
+        if (res.status === 201) return res.body.number as string;
+        const taken = res.status === 409 && res.body?.error?.code === 'PHONE_NUMBER_TAKEN';
+        if (!taken || attempt >= 5) throw new Error(`number: ${res.status} ${JSON.stringify(res.body)}`);
+      }
     },
     async close() {
       await relay.stop(2_000);
